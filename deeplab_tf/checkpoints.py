@@ -1,0 +1,181 @@
+"""Original TF1 (model-zoo) checkpoints -> our Keras models, by variable name.
+
+Our layers are named after the original variable scopes (``/`` written as
+``.``), so the mapping is a name rewrite: Keras ``kernel`` -> ``weights``,
+``depthwise_kernel`` -> ``depthwise_weights``, ``bias`` -> ``biases``; the
+BatchNorm names are the same. Shapes are the same as well (slim stores conv
+kernels HWIO and depthwise kernels [kh, kw, in, multiplier], as Keras).
+
+Every load returns a ``LoadReport``; a strict load (the default) refuses a
+checkpoint that leaves model variables unset or has mis-shaped ones, listing
+them. Partial loads (an ImageNet backbone, or everything but the logits) are
+asked for explicitly with ``exclude_scopes``.
+"""
+import dataclasses
+import os
+from typing import Dict, List, Sequence, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from deeplab_tf.models.builder import scope_of
+
+_LEAF = {'kernel': 'weights', 'depthwise_kernel': 'depthwise_weights',
+         'bias': 'biases'}
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint that does not fit the model (missing or mis-shaped variables)."""
+
+
+def original_name(layer, weight_name):
+  """TF1 variable name of a Keras weight of one of our layers."""
+  leaf = weight_name.split('/')[-1].split(':')[0]
+  if leaf == 'kernel' and isinstance(layer, keras.layers.DepthwiseConv2D):
+    leaf = 'depthwise_kernel'  # Keras 3 calls the depthwise kernel 'kernel'
+  return '%s/%s' % (scope_of(layer.name), _LEAF.get(leaf, leaf))
+
+
+def model_variables(model) -> Dict[str, tf.Variable]:
+  """{original variable name: Keras variable} for every weight of ``model``."""
+  result = {}
+  for layer in model.layers:
+    for w in layer.weights:
+      name = original_name(layer, w.name)
+      if name in result and result[name] is not w:
+        raise ValueError('Two model variables map to %s.' % name)
+      result[name] = w
+  return result
+
+
+@dataclasses.dataclass
+class LoadReport:
+  checkpoint: str
+  loaded: List[str]
+  excluded: List[str]
+  missing: List[str]          # model variables absent from the checkpoint
+  unused: List[str]           # checkpoint variables the model has no use for
+  mismatched: List[Tuple[str, tuple, tuple]]  # (name, model shape, ckpt shape)
+
+  @property
+  def ok(self):
+    return not self.missing and not self.mismatched
+
+  def summary(self, limit=20):
+    lines = ['%s: loaded %d variables, excluded %d, missing %d, mis-shaped %d, '
+             'unused in checkpoint %d' % (self.checkpoint, len(self.loaded),
+                                          len(self.excluded), len(self.missing),
+                                          len(self.mismatched), len(self.unused))]
+    for title, items in (('missing from checkpoint', self.missing),
+                         ('shape mismatch (model vs checkpoint)',
+                          ['%s %s vs %s' % m for m in self.mismatched]),
+                         ('unused checkpoint variables', self.unused)):
+      if items:
+        lines.append('  %s:' % title)
+        lines.extend('    ' + s for s in items[:limit])
+        if len(items) > limit:
+          lines.append('    ... and %d more' % (len(items) - limit))
+    return '\n'.join(lines)
+
+
+def resolve_checkpoint(path):
+  """A checkpoint prefix from a prefix or a directory with a 'checkpoint' file."""
+  if os.path.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if latest is None:
+      raise FileNotFoundError('No checkpoint found in directory %s (expected a '
+                              "'checkpoint' state file or *.index files)." % path)
+    return latest
+  if not tf.io.gfile.exists(path + '.index'):
+    raise FileNotFoundError('Checkpoint %s not found (no %s.index).'
+                            % (path, path))
+  return path
+
+
+def is_tf1_checkpoint(path):
+  """True for a name-based (TF1 / slim / model-zoo) checkpoint.
+
+  TF2 object-based checkpoints store their variables under keys ending in
+  ``.ATTRIBUTES/VARIABLE_VALUE``; name-based ones use the plain scope names.
+  """
+  reader = tf.train.load_checkpoint(resolve_checkpoint(path))
+  keys = reader.get_variable_to_shape_map()
+  return not any(k.endswith('.ATTRIBUTES/VARIABLE_VALUE') for k in keys)
+
+
+def _excluded(name, exclude_scopes):
+  return any(name == s or name.startswith(s.rstrip('/') + '/')
+             for s in exclude_scopes)
+
+
+def load_tf1_checkpoint(model, path, exclude_scopes: Sequence[str] = (),
+                        strict=True, ignore_missing=False) -> LoadReport:
+  """Assigns the variables of a TF1 name-based checkpoint to ``model``.
+
+  Args:
+    model: a model built by ``deeplab_tf.models`` (any of its builders).
+    path: checkpoint prefix (``.../model.ckpt``) or a directory.
+    exclude_scopes: original scopes not to load (e.g. ``['logits']`` to
+      fine-tune on another number of classes, as the original
+      ``initialize_last_layer=False``); their variables keep their values.
+    strict: raise ``CheckpointMismatchError`` when a variable is missing or
+      mis-shaped. With ``strict=False`` the report lists them and the rest is
+      loaded.
+    ignore_missing: with ``strict``, tolerate missing variables (an ImageNet
+      checkpoint has no ASPP/decoder/logits) but still refuse mis-shaped ones.
+
+  Returns:
+    A ``LoadReport``.
+  """
+  prefix = resolve_checkpoint(path)
+  reader = tf.train.load_checkpoint(prefix)
+  shapes = reader.get_variable_to_shape_map()
+  variables = model_variables(model)
+  report = LoadReport(prefix, [], [], [], [], [])
+  assignments = []
+  for name, var in sorted(variables.items()):
+    if _excluded(name, exclude_scopes):
+      report.excluded.append(name)
+      continue
+    if name not in shapes:
+      report.missing.append(name)
+      continue
+    ckpt_shape = tuple(shapes[name])
+    if ckpt_shape != tuple(var.shape):
+      report.mismatched.append((name, tuple(var.shape), ckpt_shape))
+      continue
+    assignments.append((var, name))
+  used = set(variables)
+  report.unused = sorted(k for k in shapes if k not in used and k != 'global_step'
+                         and not _excluded(k, exclude_scopes))
+  if strict and (report.mismatched or (report.missing and not ignore_missing)):
+    raise CheckpointMismatchError(
+        'Checkpoint does not fit model %r:\n%s' % (model.name, report.summary()))
+  for var, name in assignments:
+    value = reader.get_tensor(name)
+    var.assign(np.asarray(value, dtype=var.dtype))
+    report.loaded.append(name)
+  return report
+
+
+def save_tf1_checkpoint(model, prefix, global_step=0):
+  """Writes ``model`` as a name-based TF1 checkpoint with the original names.
+
+  The result loads with the original ``tf.compat.v1.train.Saver`` graphs and
+  with ``load_tf1_checkpoint``.
+  """
+  variables = model_variables(model)
+  names = sorted(variables)
+  tensors = [tf.convert_to_tensor(variables[n]) for n in names]
+  names.append('global_step')
+  tensors.append(tf.constant(global_step, tf.int64))
+  directory = os.path.dirname(os.path.abspath(prefix))
+  os.makedirs(directory, exist_ok=True)
+  tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names,
+                    shape_and_slices=[''] * len(names), tensors=tensors)
+  base = os.path.basename(prefix)
+  with open(os.path.join(directory, 'checkpoint'), 'w') as f:
+    f.write('model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n'
+            % (base, base))
+  return prefix

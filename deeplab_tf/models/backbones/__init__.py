@@ -1,0 +1,116 @@
+"""Backbone registry: model_variant -> builder, scope, decoder end points, input range.
+
+The counterpart of the original ``feature_extractor`` maps (``networks_map``,
+``name_scope``, ``networks_to_feature_maps``, ``_PREPROCESS_FN``,
+``mean_pixel``). A backbone builder takes ``(builder, normalised_images,
+output_stride, multi_grid, depth_multiplier, divisible_by, scope)`` and
+returns ``(features, end_points)``.
+"""
+import dataclasses
+from typing import Callable, Dict, Optional, Tuple
+
+from deeplab_tf.models.backbones import mobilenet_v2 as _mobilenet_v2
+from deeplab_tf.models.backbones import resnet_v1_beta as _resnet
+from deeplab_tf.models.backbones import xception as _xception
+
+ZERO_MEAN_UNIT_RANGE = 'zero_mean_unit_range'
+SUBTRACT_IMAGENET_MEAN = 'subtract_imagenet_mean'
+# Original feature_extractor._MEAN_RGB (pad value for mean-subtracting variants).
+MEAN_RGB = (123.15, 115.90, 103.06)
+
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+  name: str
+  build: Callable
+  scope: str
+  # decoder output stride -> end point names (original networks_to_feature_maps)
+  decoder_end_points: Dict[int, Tuple[str, ...]]
+  preprocess: str = ZERO_MEAN_UNIT_RANGE
+  # Whether decoder end points are prefixed by the network scope (original:
+  # MobileNet end points are not).
+  end_points_scoped: bool = True
+  uses_multi_grid: bool = False
+  uses_depth_multiplier: bool = False
+
+  def end_point_key(self, name):
+    return '%s/%s' % (self.scope, name) if self.end_points_scoped else name
+
+
+def _xception_builder(variant):
+  def build(b, images, output_stride, multi_grid=None, scope=None, **unused):
+    return _xception.xception(b, images, _xception.BLOCKS[variant](multi_grid),
+                              output_stride, scope or variant)
+  return build
+
+
+def _resnet_builder(depth_name, beta):
+  def build(b, images, output_stride, multi_grid=None, scope=None, **unused):
+    blocks = _resnet.resnet_blocks(_resnet.UNITS[depth_name], multi_grid)
+    return _resnet.resnet_v1(b, images, blocks, output_stride,
+                             scope or depth_name, beta=beta)
+  return build
+
+
+def _mobilenet_v2_builder(b, images, output_stride, depth_multiplier=1.0,
+                          divisible_by=None, scope=None, **unused):
+  return _mobilenet_v2.mobilenet_v2(b, images, output_stride,
+                                    scope=scope or 'MobilenetV2',
+                                    depth_multiplier=depth_multiplier,
+                                    divisible_by=divisible_by)
+
+
+_XCEPTION_EP = 'entry_flow/block%d/unit_1/xception_module/separable_conv2_pointwise'
+_EXIT_EP = 'exit_flow/block1/unit_1/xception_module/separable_conv2_pointwise'
+
+
+def _resnet_ep(block3_units):
+  return {4: ('block1/unit_2/bottleneck_v1/conv3',),
+          8: ('block2/unit_3/bottleneck_v1/conv3',),
+          16: ('block3/unit_%d/bottleneck_v1/conv3' % block3_units,)}
+
+
+REGISTRY: Dict[str, Backbone] = {}
+
+
+def register(backbone):
+  REGISTRY[backbone.name] = backbone
+  return backbone
+
+
+for _v, _eps in (('xception_41', (2, 3)), ('xception_65', (2, 3)),
+                 ('xception_71', (3, 5))):
+  register(Backbone(_v, _xception_builder(_v), _v,
+                    {4: (_XCEPTION_EP % _eps[0],), 8: (_XCEPTION_EP % _eps[1],),
+                     16: (_EXIT_EP,)}, uses_multi_grid=True))
+
+for _depth, _b3 in (('resnet_v1_50', 5), ('resnet_v1_101', 22)):
+  register(Backbone(_depth, _resnet_builder(_depth, beta=False), _depth,
+                    _resnet_ep(_b3), preprocess=SUBTRACT_IMAGENET_MEAN,
+                    uses_multi_grid=True))
+  register(Backbone(_depth + '_beta', _resnet_builder(_depth, beta=True),
+                    _depth, _resnet_ep(_b3), uses_multi_grid=True))
+
+register(Backbone('mobilenet_v2', _mobilenet_v2_builder, 'MobilenetV2',
+                  {4: ('layer_4/depthwise_output',),
+                   8: ('layer_7/depthwise_output',),
+                   16: ('layer_14/depthwise_output',)},
+                  end_points_scoped=False, uses_depth_multiplier=True))
+
+
+def get_backbone(model_variant) -> Backbone:
+  if model_variant not in REGISTRY:
+    raise ValueError('Unknown model_variant %r; accepted: %s'
+                     % (model_variant, ', '.join(sorted(REGISTRY))))
+  return REGISTRY[model_variant]
+
+
+def mean_pixel(model_variant: Optional[str] = None):
+  """The original ``feature_extractor.mean_pixel``: the pad value of each variant.
+
+  Padding with it becomes 0 after the variant's own input normalisation.
+  ``None`` returns the ImageNet mean, as the original (backward compatibility).
+  """
+  if model_variant is None or model_variant in ('resnet_v1_50', 'resnet_v1_101'):
+    return list(MEAN_RGB)
+  return [127.5, 127.5, 127.5]

@@ -1,0 +1,272 @@
+"""DeepLab v3 / v3+ meta-architecture: features -> ASPP -> [decoder] -> logits.
+
+Mirrors the original ``research/deeplab/model.py`` function by function:
+``multi_scale_logits`` -> ``get_logits`` -> ``extract_features`` (backbone +
+ASPP) -> ``refine_by_decoder`` -> ``get_branch_logits``, and the evaluation
+paths ``predict_labels`` and ``predict_labels_multi_scale``. Each returns a
+Keras functional model whose layers carry the original variable scopes.
+
+Papers: DeepLabv3 (arXiv:1706.05587), DeepLabv3+ (arXiv:1802.02611); the
+image pyramid and max merge of DeepLabv2 (arXiv:1606.00915, Sec. 3.3).
+"""
+import keras
+import tensorflow as tf
+
+from deeplab_tf.models import backbones
+from deeplab_tf.models import layers as dl_layers
+from deeplab_tf.models import validation
+from deeplab_tf.models.builder import LayerBuilder
+from deeplab_tf.models.heads import aspp as aspp_lib
+from deeplab_tf.models.heads import decoder as decoder_lib
+
+LOGITS_SCOPE_NAME = 'logits'
+MERGED_LOGITS_SCOPE = 'merged_logits'
+
+
+def extract_features(b, images, options):
+  """Backbone on normalised images, then ASPP when aspp_with_batch_norm."""
+  backbone = backbones.get_backbone(options.model_variant)
+  x = dl_layers.NormalizeImage(backbone.preprocess)(images)
+  features, end_points = backbone.build(
+      b, x, options.output_stride, multi_grid=options.multi_grid,
+      depth_multiplier=options.depth_multiplier,
+      divisible_by=options.divisible_by, scope=backbone.scope)
+  if options.aspp_with_batch_norm:
+    features = aspp_lib.aspp(b, features, options)
+  return features, end_points, backbone
+
+
+def get_branch_logits(b, features, num_classes, options, scope_suffix):
+  """1x1 logits conv; with v2-style ASPP (no BN) one branch per rate, summed."""
+  rates = options.atrous_rates
+  kernel = options.logits_kernel_size
+  if options.aspp_with_batch_norm or rates is None:
+    rates = (1,)
+  branches = []
+  for i, rate in enumerate(rates):
+    scope = '%s/%s%s' % (LOGITS_SCOPE_NAME, scope_suffix,
+                         '_%d' % i if i else '')
+    branches.append(b.conv2d(features, scope, num_classes, kernel, rate=rate,
+                             bn=None, activation=None, use_bias=True))
+  return branches[0] if len(branches) == 1 else keras.layers.Add()(branches)
+
+
+def get_logits(b, images, options):
+  """The original ``_get_logits``: {output name: logits at the logits stride}."""
+  features, end_points, backbone = extract_features(b, images, options)
+  if options.decoder_output_stride:
+    features = decoder_lib.refine_by_decoder(b, features, end_points, backbone,
+                                             options)
+  outputs = {}
+  for output in sorted(options.outputs_to_num_classes):
+    if options.decoder_output_is_logits:
+      outputs[output] = features
+    else:
+      outputs[output] = get_branch_logits(
+          b, features, options.outputs_to_num_classes[output], options, output)
+  return outputs
+
+
+def _scaled(value, scale):
+  return None if value is None else tuple(
+      dl_layers.scale_dimension(d, scale) for d in value)
+
+
+def multi_scale_logits(b, images, options, image_pyramid=None):
+  """The original ``multi_scale_logits``.
+
+  Returns ``{output: {'merged_logits': ..., 'logits_0.50': ...}}``. Every
+  scale's logits are resized (align_corners) to ``scale_dimension(crop,
+  max(1, max(pyramid)) / logits_stride)`` and merged by max or mean; with a
+  single scale only ``merged_logits`` is returned.
+  """
+  pyramid = tuple(image_pyramid or (1.0,))
+  top = max(1.0, max(pyramid)) / options.logits_output_stride
+  logits_size = _scaled(options.crop_size, top)
+  result = {k: {} for k in options.outputs_to_num_classes}
+  for scale in pyramid:
+    if scale != 1.0:
+      if options.crop_size is not None:
+        scaled_images = dl_layers.ResizeBilinear(
+            _scaled(options.crop_size, scale))(images)
+      else:
+        scaled_images = ResizeByScale(scale)(images)
+      scaled_options = options.replace(
+          crop_size=_scaled(options.crop_size, scale),
+          image_pooling_crop_size=_scaled(options.image_pooling_crop_size,
+                                          scale))
+    else:
+      scaled_images, scaled_options = images, options
+    outputs = get_logits(b, scaled_images, scaled_options)
+    for output in sorted(outputs):
+      if logits_size is not None:
+        logits = dl_layers.ResizeBilinear(logits_size)(outputs[output])
+      else:
+        logits = ResizeByScale(top)(outputs[output], images)
+      if len(pyramid) == 1:
+        result[output][MERGED_LOGITS_SCOPE] = logits
+      else:
+        result[output]['logits_%.2f' % scale] = logits
+  if len(pyramid) > 1:
+    for output in result:
+      per_scale = list(result[output].values())
+      result[output][MERGED_LOGITS_SCOPE] = dl_layers.MergeLogits(
+          options.merge_method)(per_scale)
+  return result
+
+
+def _input(options, batch_size=None, name='images'):
+  shape = (tuple(options.crop_size) if options.crop_size else (None, None)) + (3,)
+  return keras.Input(shape=shape, batch_size=batch_size, name=name,
+                     dtype='float32')
+
+
+def new_builder(batch_norm_trainable=False, sync_batch_norm=False,
+                fold_batch_norm=False):
+  return LayerBuilder(batch_norm_trainable=batch_norm_trainable,
+                      sync_batch_norm=sync_batch_norm,
+                      fold_batch_norm=fold_batch_norm)
+
+
+def build_model(options, batch_norm_trainable=False, sync_batch_norm=False,
+                fold_batch_norm=False, name=None):
+  """Builds the DeepLab model for ``options`` (training and plain inference).
+
+  The model takes float images with values 0..255, [batch, H, W, 3] (H, W =
+  ``options.crop_size`` when set), normalises them as the variant's original
+  extractor and returns the ``semantic`` scales-to-logits dict:
+  ``{'merged_logits': [B, h, w, C]}`` plus ``'logits_%.2f'`` per scale when
+  ``options.image_pyramid`` has several scales. Logits are at the logits
+  stride (decoder stride or output stride), as the original's.
+
+  Example:
+    >>> from deeplab_tf.models import ModelOptions, build_model
+    >>> m = build_model(ModelOptions(model_variant='mobilenet_v2',
+    ...                              crop_size=(65, 65), output_stride=16))
+    >>> m.output['merged_logits'].shape
+    (None, 5, 5, 21)
+  """
+  validation.validate(options)
+  b = new_builder(batch_norm_trainable, sync_batch_norm, fold_batch_norm)
+  images = _input(options)
+  outputs = multi_scale_logits(b, images, options, options.image_pyramid)
+  model = keras.Model(images, outputs['semantic'],
+                      name=name or 'deeplab_' + options.model_variant)
+  model.deeplab_options = options
+  model.deeplab_builder = b
+  return model
+
+
+def build_predictor(options, eval_scales=(1.0,), add_flipped_images=False,
+                    fold_batch_norm=False, name=None):
+  """The original evaluation path as a Keras model (``predict_labels[_multi_scale]``).
+
+  With ``eval_scales == (1.0,)`` and no flip this is ``predict_labels``:
+  outputs ``merged_logits`` (low resolution), ``logits`` (upsampled to the
+  input size, align_corners), ``semantic_prob`` (their softmax) and
+  ``semantic`` (argmax, int64). ``options.image_pyramid`` is used there as the
+  original. Otherwise it is ``predict_labels_multi_scale``: for each scale
+  (and its left-right flip) the single-scale logits are upsampled to the input
+  size and soft-maxed; ``semantic_prob`` is the mean of these probabilities
+  and ``semantic`` its argmax.
+  """
+  validation.validate(options)
+  eval_scales = tuple(float(s) for s in eval_scales)
+  b = new_builder(fold_batch_norm=fold_batch_norm)
+  images = _input(options)
+  outputs = {}
+  if eval_scales == (1.0,) and not add_flipped_images:
+    merged = multi_scale_logits(b, images, options, options.image_pyramid)[
+        'semantic'][MERGED_LOGITS_SCOPE]
+    outputs['merged_logits'] = merged
+    if options.prediction_with_upsampled_logits:
+      logits = dl_layers.ResizeBilinear(name='upsample_logits')(merged, images)
+      outputs['logits'] = logits
+      outputs['semantic_prob'] = keras.layers.Softmax(name='softmax')(logits)
+      outputs['semantic'] = ArgMax(name='argmax')(logits)
+    else:
+      outputs['semantic'] = UpsampledArgMax(name='argmax')(merged, images)
+      probs = keras.layers.Softmax()(merged)
+      outputs['semantic_prob'] = dl_layers.ResizeBilinear(name='resize_prob')(
+          probs, images)
+  else:
+    probs = []
+    flipped = Flip()(images) if add_flipped_images else None
+    for scale in eval_scales:
+      for inputs, flip_back in ((images, False), (flipped, True)):
+        if inputs is None:
+          continue
+        merged = multi_scale_logits(b, inputs, options, [scale])['semantic'][
+            MERGED_LOGITS_SCOPE]
+        if flip_back:
+          merged = Flip()(merged)
+        logits = dl_layers.ResizeBilinear()(merged, images)
+        probs.append(keras.layers.Softmax()(logits))
+    prob = (dl_layers.MergeLogits('avg', name='mean_prob')(probs)
+            if len(probs) > 1 else probs[0])
+    outputs['semantic_prob'] = prob
+    outputs['semantic'] = ArgMax(name='argmax')(prob)
+  model = keras.Model(images, outputs,
+                      name=name or 'deeplab_predictor_' + options.model_variant)
+  model.deeplab_options = options
+  model.deeplab_builder = b
+  return model
+
+
+@keras.saving.register_keras_serializable(package='deeplab_tf')
+class ResizeByScale(keras.layers.Layer):
+  """Resize to ``scale_dimension(size, scale)`` of a reference (or the input).
+
+  The dynamic-size form of the original's crop-size arithmetic, used when a
+  model is built without a crop size.
+  """
+
+  def __init__(self, scale, **kwargs):
+    super().__init__(**kwargs)
+    self.scale = float(scale)
+
+  def call(self, inputs, reference=None):
+    ref = inputs if reference is None else reference
+    size = dl_layers.scale_dimension(tf.shape(ref)[1:3], self.scale)
+    return dl_layers.resize_bilinear(inputs, size)
+
+  def compute_output_shape(self, inputs_shape, reference_shape=None):
+    return (inputs_shape[0], None, None, inputs_shape[-1])
+
+  def get_config(self):
+    return dict(super().get_config(), scale=self.scale)
+
+
+@keras.saving.register_keras_serializable(package='deeplab_tf')
+class Flip(keras.layers.Layer):
+  """Left-right flip (``tf.reverse(x, [2])``)."""
+
+  def call(self, inputs):
+    return tf.reverse(inputs, [2])
+
+
+@keras.saving.register_keras_serializable(package='deeplab_tf')
+class ArgMax(keras.layers.Layer):
+  """Argmax over classes (int64, as the original ``tf.argmax(logits, 3)``)."""
+
+  def call(self, inputs):
+    return tf.argmax(inputs, axis=3)
+
+  def compute_output_spec(self, inputs):
+    return keras.KerasTensor(inputs.shape[:3], dtype='int64')
+
+
+@keras.saving.register_keras_serializable(package='deeplab_tf')
+class UpsampledArgMax(keras.layers.Layer):
+  """Argmax then nearest (align_corners) upsampling to the reference size.
+
+  The original ``prediction_with_upsampled_logits=False`` path.
+  """
+
+  def call(self, inputs, reference):
+    labels = tf.argmax(inputs, axis=3)[..., tf.newaxis]
+    labels = dl_layers.resize_nearest(labels, tf.shape(reference)[1:3])
+    return tf.squeeze(labels, 3)
+
+  def compute_output_spec(self, inputs, reference):
+    return keras.KerasTensor(tuple(reference.shape[:3]), dtype='int64')

@@ -1,0 +1,120 @@
+"""ModelOptions: every model choice in one dataclass, as the original common.ModelOptions.
+
+Field names and defaults are those of the original ``common.py`` flags and
+``ModelOptions`` (``research/deeplab/common.py``), so a flagfile written for
+the original code maps one to one. Scripts turn flags into this object; the
+library never reads flags.
+"""
+import dataclasses
+import json
+from typing import Dict, Optional, Sequence, Tuple
+
+# Original common.py default for --model_variant.
+DEFAULT_MODEL_VARIANT = 'mobilenet_v2'
+
+
+@dataclasses.dataclass
+class ModelOptions:
+  """Options of a DeepLab model (original ``common.ModelOptions``).
+
+  ``output_stride`` defaults to 8 as in the original ``ModelOptions``
+  constructor (train.py / eval.py pass their own flag, default 16).
+  ``crop_size=None`` builds a model for any input size: image pooling is then a
+  global mean and every resize follows the actual feature size.
+  """
+  outputs_to_num_classes: Dict[str, int] = dataclasses.field(
+      default_factory=lambda: {'semantic': 21})
+  crop_size: Optional[Tuple[int, int]] = None
+  atrous_rates: Optional[Tuple[int, ...]] = None
+  output_stride: int = 8
+  preprocessed_images_dtype: str = 'float32'
+  merge_method: str = 'max'
+  add_image_level_feature: bool = True
+  image_pooling_crop_size: Optional[Tuple[int, int]] = None
+  image_pooling_stride: Tuple[int, int] = (1, 1)
+  aspp_with_batch_norm: bool = True
+  aspp_with_separable_conv: bool = True
+  multi_grid: Optional[Tuple[int, ...]] = None
+  decoder_output_stride: Optional[Tuple[int, ...]] = None
+  decoder_use_separable_conv: bool = True
+  logits_kernel_size: int = 1
+  model_variant: str = DEFAULT_MODEL_VARIANT
+  depth_multiplier: float = 1.0
+  divisible_by: Optional[int] = None
+  prediction_with_upsampled_logits: bool = True
+  use_bounded_activation: bool = False
+  aspp_with_concat_projection: bool = True
+  aspp_with_squeeze_and_excitation: bool = False
+  aspp_convs_filters: int = 256
+  decoder_use_sum_merge: bool = False
+  decoder_filters: int = 256
+  decoder_output_is_logits: bool = False
+  image_se_uses_qsigmoid: bool = False
+  batch_norm_decay: float = 0.9997
+  sync_batch_norm_method: str = 'None'
+  image_pyramid: Optional[Tuple[float, ...]] = None
+
+  def __post_init__(self):
+    self.crop_size = _tuple_or_none(self.crop_size, int)
+    self.atrous_rates = _tuple_or_none(self.atrous_rates, int)
+    self.image_pooling_crop_size = _tuple_or_none(self.image_pooling_crop_size, int)
+    self.image_pooling_stride = tuple(int(s) for s in self.image_pooling_stride)
+    self.multi_grid = _tuple_or_none(self.multi_grid, int)
+    if isinstance(self.decoder_output_stride, int):
+      self.decoder_output_stride = (self.decoder_output_stride,)
+    self.decoder_output_stride = _tuple_or_none(self.decoder_output_stride, int)
+    self.image_pyramid = _tuple_or_none(self.image_pyramid, float)
+    self.outputs_to_num_classes = {str(k): int(v) for k, v in
+                                   dict(self.outputs_to_num_classes).items()}
+
+  @property
+  def num_classes(self):
+    return self.outputs_to_num_classes['semantic']
+
+  @property
+  def logits_output_stride(self):
+    """Stride of the logits: the finest decoder stride, else output_stride."""
+    if self.decoder_output_stride:
+      return min(self.decoder_output_stride)
+    return self.output_stride
+
+  def replace(self, **changes):
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self):
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, values, strict=False):
+    """Builds options from a dict such as a conformance case's ``model_options``.
+
+    Keys of the original ModelOptions that this reproduction does not model
+    (NAS / dense prediction cell settings, label_weights) are ignored unless
+    ``strict``; ``num_classes`` is accepted as a shorthand.
+    """
+    values = dict(values)
+    known = {f.name for f in dataclasses.fields(cls)}
+    if 'num_classes' in values:
+      values['outputs_to_num_classes'] = {'semantic': values.pop('num_classes')}
+    unknown = sorted(set(values) - known)
+    if unknown and strict:
+      raise ValueError('Unknown model options %s; accepted: %s'
+                       % (unknown, sorted(known)))
+    if values.get('dense_prediction_cell_config'):
+      raise ValueError('dense_prediction_cell_config (NAS DPC heads) is not '
+                       'supported by deeplab_tf.')
+    return cls(**{k: v for k, v in values.items() if k in known})
+
+  def to_json(self):
+    return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _tuple_or_none(value, cast):
+  if value is None:
+    return None
+  if isinstance(value, (str, bytes)):
+    value = [v for v in str(value).split(',') if v]
+  if not isinstance(value, Sequence):
+    value = [value]
+  value = tuple(cast(v) for v in value)
+  return value or None

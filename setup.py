@@ -1,0 +1,45 @@
+"""deeplab_tf: DeepLab v1/v2/v3/v3+/DeeperLab on TensorFlow 2 / Keras 3."""
+import importlib.metadata
+
+from setuptools import find_packages, setup
+
+# Any TensorFlow distribution satisfies us: keep the one already installed
+# (tensorflow-cpu on CPU machines, tensorflow[and-cuda] on GPU machines, ...)
+# instead of pulling the full 'tensorflow' wheel next to it.
+_TF_DISTRIBUTIONS = ('tensorflow', 'tensorflow-cpu', 'tensorflow-gpu',
+                     'tensorflow-intel', 'tensorflow-macos', 'tf-nightly',
+                     'tf-nightly-cpu')
+
+
+def _tensorflow_requirement():
+  for dist in _TF_DISTRIBUTIONS:
+    try:
+      importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+      continue
+    return dist + '>=2.16'
+  return 'tensorflow>=2.16'
+
+
+setup(
+    name='deeplab_tf',
+    version='0.1.0',
+    description='Faithful TensorFlow 2 / Keras reproduction of Google DeepLab',
+    packages=find_packages(include=['deeplab_tf', 'deeplab_tf.*']),
+    python_requires='>=3.9',
+    install_requires=[
+        _tensorflow_requirement(),
+        'tensorflow-datasets',
+        'numpy',
+        'absl-py',
+        'opencv-python-headless',
+    ],
+    extras_require={'test': ['pytest']},
+    entry_points={
+        'console_scripts': [
+            'deeplab-conformance=deeplab_tf.conformance.__main__:run',
+            'deeplab-convert-checkpoint=deeplab_tf.convert_checkpoint:run',
+            'deeplab-model-stats=deeplab_tf.model_stats:run',
+        ],
+    },
+)
