@@ -23,6 +23,16 @@ MODEL_KIND = 'model'
 # kind -> module that registers its checker (imported lazily: some need TF).
 _CHECKER_MODULES = {
     MODEL_KIND: 'deeplab_tf.conformance.model_case',
+    # Preprocessing (research/deeplab/core/preprocess_utils.py, input_preprocess.py).
+    'resize_to_range': 'deeplab_tf.conformance.preprocess_cases',
+    'eval_preprocess': 'deeplab_tf.conformance.preprocess_cases',
+    'random_scale': 'deeplab_tf.conformance.preprocess_cases',
+    'pad_crop': 'deeplab_tf.conformance.preprocess_cases',
+    # Training math (research/deeplab/utils/train_utils.py, arg scopes).
+    'softmax_loss': 'deeplab_tf.conformance.training_cases',
+    'learning_rate': 'deeplab_tf.conformance.training_cases',
+    'grad_multipliers': 'deeplab_tf.conformance.training_cases',
+    'weight_decay': 'deeplab_tf.conformance.training_cases',
 }
 _CHECKERS: Dict[str, Callable] = {}
 
@@ -59,19 +69,16 @@ class CaseResult:
     return '\n'.join(lines)
 
 
-def register(kind, module=None):
-  """Decorator registering a checker function for fixture ``kind``."""
+def register(kind):
+  """Decorator registering a checker function for fixture ``kind``.
+
+  The module holding it must also be named in ``_CHECKER_MODULES`` so that
+  it is imported when a case of that kind is checked.
+  """
   def wrap(fn):
     _CHECKERS[kind] = fn
     return fn
-  if module is not None:
-    _CHECKER_MODULES[kind] = module
   return wrap
-
-
-def register_module(kind, module):
-  """Declares which module implements ``kind`` (imported on first use)."""
-  _CHECKER_MODULES[kind] = module
 
 
 def case_kind(case):
