@@ -105,8 +105,9 @@ def is_tf1_checkpoint(path):
 
 
 def _excluded(name, exclude_scopes):
-  return any(name == s or name.startswith(s.rstrip('/') + '/')
-             for s in exclude_scopes)
+  # Plain prefix match, as slim.get_variables_to_restore(exclude=...): the
+  # scope 'aspp' also excludes 'aspp0/...' and 'aspp1_depthwise/...'.
+  return any(name.startswith(s) for s in exclude_scopes)
 
 
 def load_tf1_checkpoint(model, path, exclude_scopes: Sequence[str] = (),

@@ -21,6 +21,20 @@ from deeplab_tf.models.heads import decoder as decoder_lib
 
 LOGITS_SCOPE_NAME = 'logits'
 MERGED_LOGITS_SCOPE = 'merged_logits'
+META_ARCHITECTURE_SCOPE = 'meta_architecture'
+
+
+def get_extra_layer_scopes(last_layers_contain_logits_only=False):
+  """Scopes of the layers after the backbone (original get_extra_layer_scopes).
+
+  These are the "last layers" that ``initialize_last_layer=False`` skips when
+  restoring and that get the last-layer gradient multiplier.
+  """
+  if last_layers_contain_logits_only:
+    return [LOGITS_SCOPE_NAME]
+  return [LOGITS_SCOPE_NAME, aspp_lib.IMAGE_POOLING_SCOPE, aspp_lib.ASPP_SCOPE,
+          aspp_lib.CONCAT_PROJECTION_SCOPE, decoder_lib.DECODER_SCOPE,
+          META_ARCHITECTURE_SCOPE]
 
 
 def extract_features(b, images, options):

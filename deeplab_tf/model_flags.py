@@ -1,0 +1,129 @@
+"""The original common.py model flags, defined once for every script.
+
+Names, types and defaults are those of ``research/deeplab/common.py`` so an
+original flagfile works unchanged. Only scripts import this module; the library
+receives a ``ModelOptions`` built by ``model_options_from_flags``.
+"""
+from absl import flags
+
+from deeplab_tf.models.options import ModelOptions
+
+FLAGS = flags.FLAGS
+
+
+def define_model_flags(output_stride_default=16):
+  """Defines the model flags (idempotent: safe to call from several scripts)."""
+  if 'model_variant' in FLAGS:
+    return
+  flags.DEFINE_string('model_variant', 'mobilenet_v2',
+                      'DeepLab model variant (backbone): xception_41, '
+                      'xception_65, xception_71, resnet_v1_50(_beta), '
+                      'resnet_v1_101(_beta), mobilenet_v2, '
+                      'mobilenet_v3_large_seg, mobilenet_v3_small_seg.')
+  flags.DEFINE_integer('num_classes', 21,
+                       'Number of semantic classes of the logits.')
+  flags.DEFINE_integer('output_stride', output_stride_default,
+                       'Ratio of input to backbone output resolution (8, 16 '
+                       'or 32); atrous convolution keeps the resolution past it.')
+  flags.DEFINE_multi_integer('atrous_rates', None,
+                             'Atrous rates of the ASPP 3x3 branches, one flag '
+                             'per rate (6,12,18 at output_stride 16; 12,24,36 '
+                             'at 8). Unset: ASPP has only the 1x1 branch.')
+  flags.DEFINE_multi_integer('multi_grid', None,
+                             'Multi-grid unit rates of the last block '
+                             '(ResNet block4 / Xception exit_flow block2), '
+                             'e.g. 1,2,4; unset = 1,1,1.')
+  flags.DEFINE_multi_integer('decoder_output_stride', None,
+                             'Output stride(s) of the low-level features the '
+                             'DeepLabv3+ decoder uses (4 for the paper); '
+                             'unset = no decoder.')
+  flags.DEFINE_boolean('decoder_use_separable_conv', True,
+                       'Separable 3x3 convs in the decoder.')
+  flags.DEFINE_boolean('aspp_with_batch_norm', True,
+                       'ASPP with BatchNorm (DeepLabv3). False: DeepLabv2 '
+                       'style logits branches, one per atrous rate, summed.')
+  flags.DEFINE_boolean('aspp_with_separable_conv', True,
+                       'Separable atrous convs in ASPP (DeepLabv3+).')
+  flags.DEFINE_boolean('add_image_level_feature', True,
+                       'Add the image pooling branch to ASPP.')
+  flags.DEFINE_list('image_pooling_crop_size', None,
+                    'Crop size ("h,w") from which the image pooling kernel is '
+                    'computed; unset = the crop size.')
+  flags.DEFINE_list('image_pooling_stride', '1,1',
+                    'Stride ("h,w") of the image pooling average pool.')
+  flags.DEFINE_integer('logits_kernel_size', 1,
+                       'Kernel size of the logits conv (must be 1 with ASPP '
+                       'BatchNorm).')
+  flags.DEFINE_float('depth_multiplier', 1.0,
+                     'Channel multiplier of MobileNet backbones.')
+  flags.DEFINE_integer('divisible_by', None,
+                       'MobileNet channel rounding; unset = 8 at multiplier 1.')
+  flags.DEFINE_multi_float('image_pyramid', None,
+                           'Input scales of the image pyramid (multi-scale '
+                           'inputs, merged by merge_method); unset = 1.0.')
+  flags.DEFINE_enum('merge_method', 'max', ['max', 'avg'],
+                    'How the image pyramid logits are merged.')
+  flags.DEFINE_boolean('prediction_with_upsampled_logits', True,
+                       'Upsample logits before argmax (else argmax then '
+                       'nearest upsampling).')
+  flags.DEFINE_boolean('use_bounded_activation', False,
+                       'ReLU6 instead of ReLU in ASPP/decoder (quantisation).')
+  flags.DEFINE_boolean('aspp_with_concat_projection', True,
+                       '1x1 projection after the ASPP concat.')
+  flags.DEFINE_boolean('aspp_with_squeeze_and_excitation', False,
+                       'LR-ASPP (MobileNetV3): image pooling as a gate.')
+  flags.DEFINE_integer('aspp_convs_filters', 256, 'Channels of ASPP convs.')
+  flags.DEFINE_boolean('decoder_use_sum_merge', False,
+                       'Decoder merges by sum (LR-ASPP) instead of concat.')
+  flags.DEFINE_integer('decoder_filters', 256, 'Channels of decoder convs.')
+  flags.DEFINE_boolean('decoder_output_is_logits', False,
+                       'The decoder output is the logits (LR-ASPP).')
+  flags.DEFINE_boolean('image_se_uses_qsigmoid', False,
+                       'q-sigmoid gate in LR-ASPP image pooling.')
+  flags.DEFINE_float('batch_norm_decay', 0.9997,
+                     'BatchNorm decay (moving-average momentum) of the '
+                     'ASPP/decoder heads.')
+
+
+def _pair(value):
+  if value is None:
+    return None
+  if isinstance(value, str):
+    value = value.split(',')
+  values = [int(v) for v in value]
+  if len(values) != 2:
+    raise ValueError('Expected "height,width", got %r.' % (value,))
+  return tuple(values)
+
+
+def model_options_from_flags(crop_size=None, num_classes=None):
+  """ModelOptions from the model flags; ``crop_size`` comes from the script."""
+  return ModelOptions(
+      outputs_to_num_classes={'semantic': num_classes or FLAGS.num_classes},
+      crop_size=_pair(crop_size),
+      atrous_rates=FLAGS.atrous_rates,
+      output_stride=FLAGS.output_stride,
+      merge_method=FLAGS.merge_method,
+      add_image_level_feature=FLAGS.add_image_level_feature,
+      image_pooling_crop_size=_pair(FLAGS.image_pooling_crop_size),
+      image_pooling_stride=_pair(FLAGS.image_pooling_stride),
+      aspp_with_batch_norm=FLAGS.aspp_with_batch_norm,
+      aspp_with_separable_conv=FLAGS.aspp_with_separable_conv,
+      multi_grid=FLAGS.multi_grid,
+      decoder_output_stride=FLAGS.decoder_output_stride,
+      decoder_use_separable_conv=FLAGS.decoder_use_separable_conv,
+      logits_kernel_size=FLAGS.logits_kernel_size,
+      model_variant=FLAGS.model_variant,
+      depth_multiplier=FLAGS.depth_multiplier,
+      divisible_by=FLAGS.divisible_by,
+      prediction_with_upsampled_logits=FLAGS.prediction_with_upsampled_logits,
+      use_bounded_activation=FLAGS.use_bounded_activation,
+      aspp_with_concat_projection=FLAGS.aspp_with_concat_projection,
+      aspp_with_squeeze_and_excitation=FLAGS.aspp_with_squeeze_and_excitation,
+      aspp_convs_filters=FLAGS.aspp_convs_filters,
+      decoder_use_sum_merge=FLAGS.decoder_use_sum_merge,
+      decoder_filters=FLAGS.decoder_filters,
+      decoder_output_is_logits=FLAGS.decoder_output_is_logits,
+      image_se_uses_qsigmoid=FLAGS.image_se_uses_qsigmoid,
+      batch_norm_decay=FLAGS.batch_norm_decay,
+      image_pyramid=FLAGS.image_pyramid)
