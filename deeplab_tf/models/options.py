@@ -9,6 +9,10 @@ import dataclasses
 import json
 from typing import Dict, Optional, Sequence, Tuple
 
+class OptionsError(ValueError):
+  """Raised for model options that cannot build a model."""
+
+
 # Original common.py default for --model_variant.
 DEFAULT_MODEL_VARIANT = 'mobilenet_v2'
 

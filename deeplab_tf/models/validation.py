@@ -5,12 +5,9 @@ ignores an option); here each incompatible combination is refused up front
 with the value received and what is accepted.
 """
 from deeplab_tf.models import backbones
+from deeplab_tf.models.options import OptionsError
 
 _MERGE_METHODS = ('max', 'avg')
-
-
-class OptionsError(ValueError):
-  """Raised for model options that cannot build a model."""
 
 
 def validate(options):
