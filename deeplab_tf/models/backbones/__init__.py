@@ -10,6 +10,7 @@ import dataclasses
 from typing import Callable, Dict, Optional, Tuple
 
 from deeplab_tf.models.backbones import mobilenet_v2 as _mobilenet_v2
+from deeplab_tf.models.backbones import mobilenet_v3 as _mobilenet_v3
 from deeplab_tf.models.backbones import resnet_v1_beta as _resnet
 from deeplab_tf.models.backbones import xception as _xception
 
@@ -60,6 +61,16 @@ def _mobilenet_v2_builder(b, images, output_stride, depth_multiplier=1.0,
                                     divisible_by=divisible_by)
 
 
+def _mobilenet_v3_builder(build_fn):
+  # The original _mobilenet_v3 discards divisible_by: V3 always rounds to 8.
+  def build(b, images, output_stride, depth_multiplier=1.0, scope=None,
+            **unused):
+    return build_fn(b, images, output_stride,
+                    depth_multiplier=depth_multiplier,
+                    scope=scope or _mobilenet_v3.SCOPE)
+  return build
+
+
 _XCEPTION_EP = 'entry_flow/block%d/unit_1/xception_module/separable_conv2_pointwise'
 _EXIT_EP = 'exit_flow/block1/unit_1/xception_module/separable_conv2_pointwise'
 
@@ -95,6 +106,22 @@ register(Backbone('mobilenet_v2', _mobilenet_v2_builder, 'MobilenetV2',
                   {4: ('layer_4/depthwise_output',),
                    8: ('layer_7/depthwise_output',),
                    16: ('layer_14/depthwise_output',)},
+                  end_points_scoped=False, uses_depth_multiplier=True))
+
+# feature_extractor.networks_to_feature_maps / name_scope (both 'MobilenetV3').
+register(Backbone('mobilenet_v3_large_seg',
+                  _mobilenet_v3_builder(_mobilenet_v3.mobilenet_v3_large_seg),
+                  _mobilenet_v3.SCOPE,
+                  {4: ('layer_4/depthwise_output',),
+                   8: ('layer_7/depthwise_output',),
+                   16: ('layer_13/depthwise_output',)},
+                  end_points_scoped=False, uses_depth_multiplier=True))
+register(Backbone('mobilenet_v3_small_seg',
+                  _mobilenet_v3_builder(_mobilenet_v3.mobilenet_v3_small_seg),
+                  _mobilenet_v3.SCOPE,
+                  {4: ('layer_2/depthwise_output',),
+                   8: ('layer_4/depthwise_output',),
+                   16: ('layer_9/depthwise_output',)},
                   end_points_scoped=False, uses_depth_multiplier=True))
 
 
