@@ -13,6 +13,7 @@ from deeplab_tf.models.backbones import mobilenet_v2 as _mobilenet_v2
 from deeplab_tf.models.backbones import mobilenet_v3 as _mobilenet_v3
 from deeplab_tf.models.backbones import resnet_v1_beta as _resnet
 from deeplab_tf.models.backbones import xception as _xception
+from deeplab_tf.models.options import OptionsError
 
 ZERO_MEAN_UNIT_RANGE = 'zero_mean_unit_range'
 SUBTRACT_IMAGENET_MEAN = 'subtract_imagenet_mean'
@@ -127,8 +128,8 @@ register(Backbone('mobilenet_v3_small_seg',
 
 def get_backbone(model_variant) -> Backbone:
   if model_variant not in REGISTRY:
-    raise ValueError('Unknown model_variant %r; accepted: %s'
-                     % (model_variant, ', '.join(sorted(REGISTRY))))
+    raise OptionsError('Unknown model_variant %r; accepted: %s'
+                       % (model_variant, ', '.join(sorted(REGISTRY))))
   return REGISTRY[model_variant]
 
 
