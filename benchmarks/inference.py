@@ -21,7 +21,10 @@ from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list('configs', ['A', 'B', 'C'], 'Configurations to time.')
+flags.DEFINE_list('configs', ['A', 'B', 'C'],
+                  'Configurations to time: A, B, C (the reference cases), '
+                  'xception_41, xception_71, resnet_v1_50_beta, '
+                  'mobilenet_v2_os16, mobilenet_v3_large_seg, or "all".')
 flags.DEFINE_integer('repeats', 7, 'Timed runs per measurement.')
 flags.DEFINE_integer('size', 513, 'Input height and width.')
 flags.DEFINE_boolean('xla', False, 'Also time tf.function(jit_compile=True).')
@@ -33,6 +36,23 @@ CONFIGS = {
     'C': dict(model_variant='resnet_v1_101_beta', atrous_rates=(6, 12, 18),
               output_stride=16, multi_grid=(1, 2, 4),
               aspp_with_separable_conv=False),
+    # Further backbones (no original timing on this machine).
+    'xception_41': dict(model_variant='xception_41', atrous_rates=(6, 12, 18),
+                        output_stride=16, decoder_output_stride=(4,)),
+    'xception_71': dict(model_variant='xception_71', atrous_rates=(6, 12, 18),
+                        output_stride=16, decoder_output_stride=(4,)),
+    'resnet_v1_50_beta': dict(model_variant='resnet_v1_50_beta',
+                              atrous_rates=(6, 12, 18), output_stride=16,
+                              multi_grid=(1, 2, 4)),
+    'mobilenet_v2_os16': dict(model_variant='mobilenet_v2', output_stride=16),
+    # Model-zoo LR-ASPP settings of the MobileNetV3 segmentation models.
+    'mobilenet_v3_large_seg': dict(
+        model_variant='mobilenet_v3_large_seg', output_stride=16,
+        aspp_with_squeeze_and_excitation=True, aspp_convs_filters=128,
+        image_se_uses_qsigmoid=True, image_pooling_stride=(4, 5),
+        aspp_with_concat_projection=False, decoder_output_stride=(8,),
+        decoder_use_sum_merge=True, decoder_filters=21,
+        decoder_output_is_logits=True),
 }
 # Original TF1 graph, same machine, median of 5 (shared/reference README).
 ORIGINAL_TF1_SECONDS = {'A': 1.51, 'B': 0.34, 'C': 2.09}
@@ -57,9 +77,12 @@ def main(argv):
   from deeplab_tf.models.fold import folded_predictor  # pylint: disable=g-import-not-at-top
   size = FLAGS.size
   x = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
-  print('%-4s %-20s %9s %9s %9s %9s %8s' % ('cfg', 'variant', 'keras', 'tf.func',
+  print('%-22s %-22s %9s %9s %9s %9s %8s' % ('config', 'variant', 'keras', 'tf.func',
                                             'folded', 'TF1 orig', 'speedup'))
-  for name in FLAGS.configs:
+  names = list(CONFIGS) if FLAGS.configs == ['all'] else FLAGS.configs
+  for name in names:
+    if name not in CONFIGS:
+      raise app.UsageError('Unknown config %r; known: %s' % (name, ', '.join(CONFIGS)))
     options = ModelOptions(crop_size=(size, size), **CONFIGS[name])
     model = build_predictor(options)
     folded = folded_predictor(model)
@@ -80,7 +103,7 @@ def main(argv):
     original = ORIGINAL_TF1_SECONDS.get(name) if size == 513 else None
     result['original_tf1_s'] = original
     result['speedup_vs_original'] = round(original / best, 3) if original else None
-    print('%-4s %-20s %9.3f %9.3f %9.3f %9s %8s' % (
+    print('%-22s %-22s %9.3f %9.3f %9.3f %9s %8s' % (
         name, options.model_variant, result['keras_call_s'],
         result['tf_function_s'], result['folded_tf_function_s'],
         '%.2f' % original if original else '-',
