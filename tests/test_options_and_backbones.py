@@ -138,3 +138,17 @@ def test_train_mode_batch_norm_and_dropout():
   a = frozen(x, training=False)['merged_logits'].numpy()
   b = trainable(x, training=True)['merged_logits'].numpy()
   assert a.shape == b.shape and not np.allclose(a, b)
+
+
+def test_atrous_schedule():
+  from deeplab_tf.models.backbones.atrous import atrous_schedule
+  # ResNet-50 units after the stride-4 root, OS16 -> 4 inside the blocks.
+  strides = [1, 1, 2] + [1, 1, 1, 2] + [1] * 5 + [2] + [1, 1, 1]
+  sched = atrous_schedule(strides, 4)
+  assert sched[:7] == [(1, 1), (1, 1), (2, 1), (1, 1), (1, 1), (1, 1), (2, 1)]
+  assert sched[12] == (1, 1)  # block3's last unit loses its stride ...
+  assert sched[13:] == [(1, 2)] * 3  # ... and block4 runs at rate 2
+  assert atrous_schedule(strides, None) == [(s, 1) for s in strides]
+  with pytest.raises(ValueError, match='cannot be reached'):
+    atrous_schedule(strides, 32)
+  assert atrous_schedule([2, 2], 8, strict=False) == [(2, 1), (2, 1)]

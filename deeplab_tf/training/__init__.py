@@ -14,7 +14,6 @@ One idea per module, each restating a part of the original
 
 Defaults are the original train.py flag defaults.
 """
-from deeplab_tf.training.gradient_multipliers import EXTRA_LAYER_SCOPES
 from deeplab_tf.training.gradient_multipliers import get_extra_layer_scopes
 from deeplab_tf.training.gradient_multipliers import GradientMultiplier
 from deeplab_tf.training.gradient_multipliers import GradientMultiplierSettings
@@ -37,7 +36,7 @@ from deeplab_tf.training.schedules import LearningRateSettings
 from deeplab_tf.training.total_loss import total_training_loss
 
 __all__ = [
-    'DeepLabLearningRate', 'EXTRA_LAYER_SCOPES', 'GradientMultiplier',
+    'DeepLabLearningRate', 'GradientMultiplier',
     'GradientMultiplierSettings', 'LearningRateSettings', 'LossSettings',
     'RegularizationSettings', 'ScaleLoss', 'get_extra_layer_scopes',
     'get_gradient_multipliers', 'is_regularized', 'l2_regularization_loss',

@@ -21,21 +21,11 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+# The original model.get_extra_layer_scopes lives with the model scopes.
+from deeplab_tf.models.deeplab import get_extra_layer_scopes  # pylint: disable=unused-import
+
 BIAS_MULTIPLIER = 2.0
 BIAS_SUBSTRING = 'biases'
-# Original model.get_extra_layer_scopes: the layers not in an ImageNet
-# checkpoint (the DeepLab head); 'logits' alone with
-# last_layers_contain_logits_only.
-LOGITS_SCOPE = 'logits'
-EXTRA_LAYER_SCOPES = ('logits', 'image_pooling', 'aspp', 'concat_projection',
-                      'decoder', 'meta_architecture')
-
-
-def get_extra_layer_scopes(last_layers_contain_logits_only=False) -> List[str]:
-  """train.py's ``last_layers``: the layers a classification checkpoint lacks."""
-  if last_layers_contain_logits_only:
-    return [LOGITS_SCOPE]
-  return list(EXTRA_LAYER_SCOPES)
 
 
 @dataclasses.dataclass(frozen=True)

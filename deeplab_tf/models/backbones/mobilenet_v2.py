@@ -16,6 +16,7 @@ original DeepLab ``feature_extractor._mobilenet_v2``:
 import dataclasses
 from typing import Callable, Optional
 
+from deeplab_tf.models.backbones.atrous import atrous_schedule
 from deeplab_tf.models.builder import BatchNormParams
 
 # slim batch_norm default epsilon 1e-3; mobilenet training_scope decay 0.997.
@@ -114,16 +115,11 @@ def mobilenet_base(b, images, spec, scope, depth_multiplier=1.0,
                        'got %r.' % (output_stride,))
   names = conv_scope_names or default_scope_names(spec)
   end_points = {}
-  current_stride, rate = 1, 1
   net = images
-  for i, layer in enumerate(spec):
+  schedule = atrous_schedule([layer.stride for layer in spec], output_stride,
+                             strict=False)
+  for i, (layer, (layer_stride, layer_rate)) in enumerate(zip(spec, schedule)):
     end_point = 'layer_%d' % (i + 1)
-    if output_stride is not None and current_stride == output_stride:
-      layer_stride, layer_rate = 1, rate
-      rate *= layer.stride
-    else:
-      layer_stride, layer_rate = layer.stride, 1
-      current_stride *= layer.stride
     if layer.kernel_size == 1:
       layer_rate = 1  # rates are never applied to 1x1 convs
     num_outputs = make_divisible(layer.num_outputs * depth_multiplier,

@@ -17,6 +17,7 @@ from typing import Tuple
 
 import keras
 
+from deeplab_tf.models.backbones.atrous import atrous_schedule
 from deeplab_tf.models.builder import BatchNormParams
 
 # Original extract_features passes batch_norm_decay=0.95, epsilon=1e-5 for ResNets.
@@ -106,21 +107,13 @@ def resnet_v1(b, images, blocks, output_stride, scope, beta):
     x = b.conv2d(images, scope + '/conv1', 64, 7, stride=2, bn=RESNET_BN,
                  activation='relu', explicit_padding=True)
   x = keras.layers.MaxPooling2D(3, strides=2, padding='same')(x)
-  current_stride, rate = 1, 1
-  for block in blocks:
-    for i, unit in enumerate(block.units):
-      unit_scope = '%s/%s/unit_%d/bottleneck_v1' % (scope, block.scope, i + 1)
-      if output_stride is not None and current_stride == output_stride:
-        x = bottleneck(b, x, unit_scope, unit, 1, rate, end_points)
-        rate *= unit.stride
-      else:
-        x = bottleneck(b, x, unit_scope, unit, unit.stride, 1,
-                       end_points)
-        current_stride *= unit.stride
-        if output_stride is not None and current_stride > output_stride:
-          raise ValueError('The target output_stride cannot be reached.')
-      end_points[unit_scope] = x
-    end_points['%s/%s' % (scope, block.scope)] = x
-  if output_stride is not None and current_stride != output_stride:
-    raise ValueError('The target output_stride cannot be reached.')
+  units = [(block, i, unit) for block in blocks
+           for i, unit in enumerate(block.units)]
+  schedule = atrous_schedule([u.stride for _, _, u in units], output_stride)
+  for (block, i, unit), (stride, rate) in zip(units, schedule):
+    unit_scope = '%s/%s/unit_%d/bottleneck_v1' % (scope, block.scope, i + 1)
+    x = bottleneck(b, x, unit_scope, unit, stride, rate, end_points)
+    end_points[unit_scope] = x
+    if i == len(block.units) - 1:
+      end_points['%s/%s' % (scope, block.scope)] = x
   return x, end_points

@@ -18,6 +18,7 @@ Module semantics (the original ``xception_module``):
 import dataclasses
 from typing import Optional, Tuple
 
+from deeplab_tf.models.backbones.atrous import atrous_schedule
 from deeplab_tf.models.builder import BatchNormParams
 
 # Original extract_features: batch_norm_decay=0.9997, epsilon=1e-3 for Xception.
@@ -132,21 +133,10 @@ def xception(b, images, blocks, output_stride, scope):
                bn=XCEPTION_BN, activation='relu', explicit_padding=True)
   x = b.conv2d(x, scope + '/entry_flow/conv1_2', 64, 3, bn=XCEPTION_BN,
                activation='relu')
-  current_stride, rate = 1, 1
-  for block in blocks:
-    for unit in range(block.num_units):
-      if output_stride is not None and current_stride > output_stride:
-        raise ValueError('The target output_stride cannot be reached.')
-      unit_scope = '%s/%s/unit_%d/xception_module' % (scope, block.scope,
-                                                       unit + 1)
-      if output_stride is not None and current_stride == output_stride:
-        # Past the target stride the unit runs at stride 1 with atrous rate.
-        x = xception_module(b, x, unit_scope, block, 1, rate, end_points)
-        rate *= block.stride
-      else:
-        x = xception_module(b, x, unit_scope, block, block.stride, 1,
-                            end_points)
-        current_stride *= block.stride
-  if output_stride is not None and current_stride != output_stride:
-    raise ValueError('The target output_stride cannot be reached.')
+  units = [(block, u) for block in blocks for u in range(block.num_units)]
+  schedule = atrous_schedule([block.stride for block, _ in units],
+                             output_stride)
+  for (block, u), (stride, rate) in zip(units, schedule):
+    unit_scope = '%s/%s/unit_%d/xception_module' % (scope, block.scope, u + 1)
+    x = xception_module(b, x, unit_scope, block, stride, rate, end_points)
   return x, end_points
