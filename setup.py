@@ -34,7 +34,12 @@ setup(
         'absl-py',
         'opencv-python-headless',
     ],
-    extras_require={'test': ['pytest']},
+    extras_require={
+        'test': ['pytest'],
+        # Only datasets/build_voc2012_data.py --sbd_dir (SBD train_aug) reads
+        # MATLAB .mat files; nothing else needs scipy.
+        'sbd': ['scipy'],
+    },
     entry_points={
         'console_scripts': [
             'deeplab-conformance=deeplab_tf.conformance.__main__:run',
