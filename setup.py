@@ -30,6 +30,8 @@ setup(
     install_requires=[
         _tensorflow_requirement(),
         'tensorflow-datasets',
+        # tf.summary needs it; TensorFlow 2.21 no longer installs it.
+        'tensorboard',
         'numpy',
         'absl-py',
         'opencv-python-headless',

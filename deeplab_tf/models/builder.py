@@ -16,6 +16,7 @@ import dataclasses
 from typing import Optional
 
 import keras
+import tensorflow as tf
 
 from deeplab_tf.models import layers as dl_layers
 
@@ -72,10 +73,11 @@ class LayerBuilder:
   # --- primitives ------------------------------------------------------------
   def batch_norm(self, x, scope, params):
     bn_scope = scope + '/BatchNorm'
-    layer = self.get(bn_scope, lambda name: keras.layers.BatchNormalization(
+    cls = (SyncBatchNormalization if self.sync_batch_norm
+           else keras.layers.BatchNormalization)
+    layer = self.get(bn_scope, lambda name: cls(
         momentum=params.decay, epsilon=params.epsilon, center=True, scale=True,
-        synchronized=self.sync_batch_norm, trainable=self.batch_norm_trainable,
-        name=name))
+        trainable=self.batch_norm_trainable, name=name))
     return layer(x)
 
   @staticmethod
@@ -146,6 +148,35 @@ class LayerBuilder:
   @property
   def layers(self):
     return dict(self._layers)
+
+
+@keras.saving.register_keras_serializable(package='deeplab_tf')
+class SyncBatchNormalization(keras.layers.BatchNormalization):
+  """BatchNorm whose training statistics are those of the global batch.
+
+  Under a tf.distribute strategy with several replicas, the mean and the
+  variance are all-reduced over the replicas. Unlike Keras'
+  ``synchronized=True`` (variance as E[x^2] - E[x]^2, which cancels
+  catastrophically for features with a large mean), the variance is computed
+  in two passes around the global mean, so replicas reproduce the statistics
+  of one device on the same global batch to float rounding.
+  """
+
+  def _moments(self, inputs, mask):
+    ctx = tf.distribute.get_replica_context()
+    if mask is not None or ctx is None or ctx.num_replicas_in_sync == 1:
+      return super()._moments(inputs, mask)
+    axes = list(self._reduction_axes)
+    x = tf.cast(inputs, tf.float32)
+    shape = tf.shape(x)
+    count = tf.cast(tf.reduce_prod(tf.gather(shape, axes)), tf.float32)
+    count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
+    mean = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                          tf.reduce_sum(x, axes, keepdims=True)) / count
+    squares = tf.reduce_sum(tf.square(x - mean), axes, keepdims=True)
+    variance = ctx.all_reduce(tf.distribute.ReduceOp.SUM, squares) / count
+    return (tf.cast(tf.squeeze(mean, axes), inputs.dtype),
+            tf.cast(tf.squeeze(variance, axes), inputs.dtype))
 
 
 @keras.saving.register_keras_serializable(package='deeplab_tf')

@@ -1,0 +1,130 @@
+"""The training loop: learning, resume, initial checkpoints, replicas, summaries."""
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deeplab_tf import checkpoints
+from deeplab_tf.models import ModelOptions, build_model
+from deeplab_tf.training.schedules import LearningRateSettings
+from deeplab_tf.training.trainer import Trainer, TrainSettings
+
+# No concat-projection dropout, so runs with different replica counts are comparable.
+OPTIONS = ModelOptions(model_variant='mobilenet_v2', crop_size=(33, 33),
+                       output_stride=16, outputs_to_num_classes={'semantic': 3},
+                       aspp_with_concat_projection=False)
+
+
+def synthetic_dataset_fn(global_batch, seed=0):
+  """Images whose class is told by colour: left third red, ... ; some ignore pixels."""
+  rng = np.random.default_rng(seed)
+  labels = np.zeros((8, 33, 33, 1), np.int32)
+  labels[:, :, 11:22] = 1
+  labels[:, :, 22:] = 2
+  labels[:, :2] = 255
+  palette = np.array([[200, 30, 30], [30, 200, 30], [30, 30, 200]], np.float32)
+  images = palette[np.minimum(labels[..., 0], 2)] + rng.normal(0, 50, (8, 33, 33, 3))
+  images = np.clip(images, 0, 255).astype(np.float32)
+
+  def dataset_fn(ctx):
+    per_replica = ctx.get_per_replica_batch_size(global_batch)
+    ds = tf.data.Dataset.from_tensor_slices({'image': images, 'label': labels})
+    return ds.repeat().batch(per_replica, drop_remainder=True)
+  return dataset_fn
+
+
+def _settings(logdir, steps, **kw):
+  lr = LearningRateSettings(base_learning_rate=kw.pop('lr', 0.01),
+                            training_number_of_steps=steps)
+  return TrainSettings(train_logdir=str(logdir), train_batch_size=4,
+                       learning_rate=lr, log_steps=kw.pop('log_steps', 5), **kw)
+
+
+def test_training_learns_and_writes_summaries(tmp_path):
+  trainer = Trainer(OPTIONS, _settings(tmp_path, 40, lr=0.05),
+                    synthetic_dataset_fn(4))
+  metrics = trainer.train()
+  assert trainer.step == 40
+  assert metrics['pixel_accuracy'] > 0.9, metrics
+  assert os.path.exists(tmp_path / 'checkpoint')
+  assert os.path.exists(tmp_path / 'model_options.json')
+  tags = set()
+  for event_file in glob.glob(str(tmp_path / 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(event_file):
+      tags.update(v.tag for v in event.summary.value)
+  assert {'total_loss', 'task_loss', 'regularization_loss', 'learning_rate',
+          'images_per_sec', 'pixel_accuracy'} <= tags
+
+
+def test_resume_keeps_step_optimizer_state_and_schedule(tmp_path):
+  settings = _settings(tmp_path, 6)
+  first = Trainer(OPTIONS, settings, synthetic_dataset_fn(4))
+  first.train(max_steps=3)
+  assert first.step == 3
+  saved = {v.path: v.numpy() for v in first.optimizer.variables}
+  second = Trainer(OPTIONS, settings, synthetic_dataset_fn(4))
+  assert second.initialize().startswith('resumed from')
+  assert second.step == 3
+  for v in second.optimizer.variables:
+    np.testing.assert_array_equal(v.numpy(), saved[v.path])
+  np.testing.assert_allclose(float(second.schedule(second.step)),
+                             float(first.schedule(3)))
+  second.train()
+  assert second.step == 6
+  assert checkpoints.resolve_checkpoint(str(tmp_path)).endswith('ckpt-6')
+
+
+def test_initial_tf1_checkpoint_without_last_layer(tmp_path):
+  source = build_model(OPTIONS.replace(outputs_to_num_classes={'semantic': 5}))
+  checkpoints.save_tf1_checkpoint(source, str(tmp_path / 'init' / 'model.ckpt'))
+  settings = _settings(tmp_path / 'train', 1,
+                       tf_initial_checkpoint=str(tmp_path / 'init' / 'model.ckpt'),
+                       initialize_last_layer=False)
+  trainer = Trainer(OPTIONS, settings, synthetic_dataset_fn(4))
+  message = trainer.initialize()
+  assert 'initialised from TF1 checkpoint' in message
+  want = source.get_layer('MobilenetV2.Conv').get_weights()[0]
+  np.testing.assert_array_equal(
+      trainer.model.get_layer('MobilenetV2.Conv').get_weights()[0], want)
+  # With the last layer, 5 vs 3 classes does not fit: a clear error.
+  bad = _settings(tmp_path / 'train2', 1,
+                  tf_initial_checkpoint=str(tmp_path / 'init' / 'model.ckpt'))
+  with pytest.raises(checkpoints.CheckpointMismatchError, match='logits/semantic'):
+    Trainer(OPTIONS, bad, synthetic_dataset_fn(4)).initialize()
+
+
+def test_frozen_batch_norm_phase(tmp_path):
+  trainer = Trainer(OPTIONS, _settings(tmp_path, 2, fine_tune_batch_norm=False),
+                    synthetic_dataset_fn(4))
+  bn = [l for l in trainer.model.layers if l.__class__.__name__ == 'BatchNormalization']
+  before = [l.get_weights() for l in bn]
+  trainer.train()
+  for layer, weights in zip(bn, before):
+    for a, b in zip(layer.get_weights(), weights):
+      np.testing.assert_array_equal(a, b)
+
+
+def test_two_replicas_match_one_device(tmp_path):
+  """MirroredStrategy on 2 logical CPUs == one device on the same global batch."""
+  init = tmp_path / 'init' / 'model.ckpt'
+  checkpoints.save_tf1_checkpoint(build_model(OPTIONS), str(init))
+  here = os.path.dirname(os.path.abspath(__file__))
+  losses = {}
+  for n in (1, 2):
+    logdir = tmp_path / ('run%d' % n)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(here, '_mirrored_worker.py'), str(n),
+         str(logdir), str(init), '1'], capture_output=True, text=True,
+        timeout=600, env=dict(os.environ, PYTHONPATH=here + os.pathsep +
+                              os.environ.get('PYTHONPATH', '')))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    losses[n] = float(proc.stdout.split('LOSS ')[1].split()[0])
+  assert losses[1] == pytest.approx(losses[2], abs=1e-5)
+  one = np.load(tmp_path / 'run1' / 'weights.npz')
+  two = np.load(tmp_path / 'run2' / 'weights.npz')
+  for key in one.files:  # trained weights and BN moving statistics
+    np.testing.assert_allclose(one[key], two[key], atol=1e-4, err_msg=key)
