@@ -55,10 +55,16 @@ def get_colormap(name):
                    'ade20k, mapillary_vistas.' % (name,))
 
 
-def colorize(labels, colormap_name='pascal'):
-  """uint8 [..., 3] colour image of an integer label map (values 0..255)."""
+def colorize(labels, colormap='pascal'):
+  """uint8 [..., 3] colour image of an integer label map (values 0..255).
+
+  ``colormap`` is a name (``get_colormap``) or a sequence of RGB colours, one
+  per class id (ids past its end are black).
+  """
   labels = np.asarray(labels)
   if labels.min(initial=0) < 0 or labels.max(initial=0) > 255:
     raise ValueError('Label values must be in [0, 255], got [%d, %d].'
                      % (labels.min(), labels.max()))
-  return get_colormap(colormap_name)[labels.astype(np.int64)]
+  table = (get_colormap(colormap) if isinstance(colormap, str)
+           else _padded(np.asarray(colormap, np.uint8)))
+  return table[labels.astype(np.int64)]
