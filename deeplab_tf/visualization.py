@@ -7,17 +7,17 @@ original ``get_dataset_colormap.create_pascal_label_colormap`` also follows.
 import numpy as np
 
 # Cityscapes trainId colours (cityscapesScripts labels.py).
-_CITYSCAPES = [
+CITYSCAPES_COLORMAP = (
     (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156),
     (190, 153, 153), (153, 153, 153), (250, 170, 30), (220, 220, 0),
     (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
     (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100),
-    (0, 0, 230), (119, 11, 32)]
+    (0, 0, 230), (119, 11, 32))
 # CamVid 11 classes as in the SegNet tutorial (Sky .. Bicyclist).
-_CAMVID = [
+CAMVID_COLORMAP = (
     (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128),
     (60, 40, 222), (128, 128, 0), (192, 128, 128), (64, 64, 128),
-    (64, 0, 128), (64, 64, 0), (0, 128, 192)]
+    (64, 0, 128), (64, 64, 0), (0, 128, 192))
 
 
 def pascal_colormap(num_entries=256):
@@ -42,9 +42,9 @@ def get_colormap(name):
   if name in ('pascal', 'pascal_voc_seg', 'quickstart'):
     return pascal_colormap()
   if name == 'cityscapes':
-    return _padded(_CITYSCAPES)
+    return _padded(CITYSCAPES_COLORMAP)
   if name == 'camvid':
-    return _padded(_CAMVID)
+    return _padded(CAMVID_COLORMAP)
   if name in ('ade20k', 'mapillary_vistas'):
     # Distinct, deterministic colours (a fixed random palette; 0 black).
     colormap = np.random.default_rng(20180301).integers(

@@ -32,6 +32,11 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from deeplab_tf import visualization
+# Colour tables live with the other colormaps.
+from deeplab_tf.visualization import CAMVID_COLORMAP
+from deeplab_tf.visualization import CITYSCAPES_COLORMAP
+
 # Splits the original data_generator reads without a label (common.TEST_SET).
 DEFAULT_UNLABELED_SPLITS = ('test',)
 
@@ -160,24 +165,10 @@ CITYSCAPES_CLASSES = (
     'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car',
     'truck', 'bus', 'train', 'motorcycle', 'bicycle')
 
-# The Cityscapes benchmark colours of the 19 train ids.
-CITYSCAPES_COLORMAP = (
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156),
-    (190, 153, 153), (153, 153, 153), (250, 170, 30), (220, 220, 0),
-    (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
-    (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100),
-    (0, 0, 230), (119, 11, 32))
-
 # ../shared/camvid/README.md (void, value 11, is mapped to the ignore label).
 CAMVID_CLASSES = (
     'sky', 'building', 'pole', 'road', 'pavement', 'tree', 'sign_symbol',
     'fence', 'car', 'pedestrian', 'bicyclist')
-
-# The colours of the SegNet CamVid release.
-CAMVID_COLORMAP = (
-    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128),
-    (60, 40, 222), (128, 128, 0), (192, 128, 128), (64, 64, 128),
-    (64, 0, 128), (64, 64, 0), (0, 128, 192))
 
 QUICKSTART_CLASSES = ('sky', 'grass', 'road', 'box', 'ball', 'cone')
 QUICKSTART_COLORMAP = (
@@ -186,17 +177,8 @@ QUICKSTART_COLORMAP = (
 
 
 def pascal_colormap(num_colors=256):
-  """The PASCAL VOC colour map: bits of the class id spread over R, G, B."""
-  colours = []
-  for label in range(num_colors):
-    rgb = [0, 0, 0]
-    value = label
-    for shift in range(7, -1, -1):
-      for channel in range(3):
-        rgb[channel] |= ((value >> channel) & 1) << shift
-      value >>= 3
-    colours.append(tuple(rgb))
-  return tuple(colours)
+  """The PASCAL VOC colour map as a tuple of RGB tuples."""
+  return tuple(tuple(c) for c in visualization.pascal_colormap(num_colors).tolist())
 
 
 # ---------------------------------------------------------------------------

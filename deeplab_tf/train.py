@@ -1,0 +1,236 @@
+r"""Trains a DeepLab model: the original train.py flags on tf.distribute.
+
+Usage (PASCAL VOC, DeepLabv3+ Xception-65, phase 1 as the original local_test.sh):
+  python -m deeplab_tf.train --dataset=pascal_voc_seg --train_split=train_aug \
+      --dataset_dir=workspace/records/pascal_voc_seg \
+      --train_logdir=workspace/train/voc_xception65_os16 \
+      --model_variant=xception_65 --atrous_rates=6 --atrous_rates=12 \
+      --atrous_rates=18 --output_stride=16 --decoder_output_stride=4 \
+      --train_crop_size=513,513 --train_batch_size=16 \
+      --base_learning_rate=0.007 --training_number_of_steps=30000 \
+      --fine_tune_batch_norm=true --tf_initial_checkpoint=...
+
+Flag names and defaults are the original train.py's (and common.py's model
+flags); ``--flagfile`` works. Additions: --strategy (default, mirrored,
+multi_worker_mirrored, tpu), --tpu, --mixed_precision, --save_interval_steps,
+--hard_classes / --hard_class_repeat, --max_to_keep, --jit_compile.
+An existing checkpoint in --train_logdir wins over --tf_initial_checkpoint:
+rerunning the same command after a crash resumes.
+"""
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from deeplab_tf import model_flags
+
+FLAGS = flags.FLAGS
+model_flags.define_model_flags(output_stride_default=16)
+
+# Distribution.
+flags.DEFINE_enum('strategy', 'default',
+                  ['default', 'mirrored', 'multi_worker_mirrored', 'tpu'],
+                  'tf.distribute strategy: one device, all local GPUs, '
+                  'several workers (TF_CONFIG), or a TPU.')
+flags.DEFINE_string('tpu', None, 'TPU name or address for --strategy=tpu.')
+flags.DEFINE_enum('mixed_precision', None, ['mixed_float16', 'mixed_bfloat16'],
+                  'Keras mixed-precision policy (logits and loss stay float32).')
+flags.DEFINE_boolean('jit_compile', False, 'XLA-compile the train step.')
+
+# Logging and checkpoints (original train.py).
+flags.DEFINE_string('train_logdir', None,
+                    'Where checkpoints and TensorBoard logs are written.')
+flags.DEFINE_integer('log_steps', 10, 'Log a progress line every N steps.')
+flags.DEFINE_integer('save_interval_secs', 1200,
+                     'Save a checkpoint every N seconds.')
+flags.DEFINE_integer('save_interval_steps', None,
+                     'Also save a checkpoint every N steps.')
+flags.DEFINE_integer('save_summaries_secs', 600,
+                     'Write TensorBoard summaries every N seconds.')
+flags.DEFINE_boolean('save_summaries_images', False,
+                     'Also write image / ground truth / prediction summaries.')
+flags.DEFINE_integer('max_to_keep', 5, 'Checkpoints kept in train_logdir.')
+
+# Learning rate (original train.py).
+flags.DEFINE_enum('learning_policy', 'poly',
+                  ['poly', 'step', 'cosine', 'multi_steps'],
+                  'Learning rate policy.')
+flags.DEFINE_float('base_learning_rate', .0001, 'Base learning rate.')
+flags.DEFINE_float('decay_steps', 0.0,
+                   'Poly decay length (0: training_number_of_steps).')
+flags.DEFINE_float('end_learning_rate', 0.0, 'Poly end learning rate.')
+flags.DEFINE_float('learning_rate_decay_factor', 0.1,
+                   'Step policy decay factor.')
+flags.DEFINE_integer('learning_rate_decay_step', 2000,
+                     'Step policy: decay every N steps.')
+flags.DEFINE_float('learning_power', 0.9, 'Poly power.')
+flags.DEFINE_integer('training_number_of_steps', 30000,
+                     'Number of training steps.')
+flags.DEFINE_multi_integer('boundaries', None, 'multi_steps boundaries.')
+flags.DEFINE_multi_float('boundary_learning_rates', None,
+                         'multi_steps learning rates (one more than boundaries).')
+flags.DEFINE_integer('slow_start_step', 0,
+                     'Train with slow_start_learning_rate for N steps first.')
+flags.DEFINE_float('slow_start_learning_rate', 1e-4,
+                   'Learning rate during the slow start.')
+flags.DEFINE_float('momentum', 0.9, 'Momentum of the optimizer.')
+
+# Batch, regularisation, loss (original train.py).
+flags.DEFINE_integer('train_batch_size', 8,
+                     'Global batch size (split across replicas).')
+flags.DEFINE_float('weight_decay', 0.00004, 'L2 weight decay.')
+flags.DEFINE_list('train_crop_size', '513,513', 'Training crop "h,w".')
+flags.DEFINE_float('last_layer_gradient_multiplier', 1.0,
+                   'Gradient multiplier of the last layers.')
+flags.DEFINE_boolean('upsample_logits', True,
+                     'Upsample logits to the label size for the loss (else '
+                     'downsample labels, nearest).')
+flags.DEFINE_multi_float('label_weights', None,
+                         'Per-class loss weights (one per class); unset = 1.0.')
+flags.DEFINE_integer('hard_example_mining_step', 0,
+                     'Steps of the linear ramp to top_k_percent_pixels.')
+flags.DEFINE_float('top_k_percent_pixels', 1.0,
+                   'Keep the top k%% hardest pixels for the loss.')
+
+# Initialisation (original train.py).
+flags.DEFINE_string('tf_initial_checkpoint', None,
+                    'Initial checkpoint: an original TF1 (model-zoo / '
+                    'ImageNet) checkpoint or one of ours.')
+flags.DEFINE_boolean('initialize_last_layer', True,
+                     'Restore the last layers from the initial checkpoint.')
+flags.DEFINE_boolean('last_layers_contain_logits_only', False,
+                     'Last layers = logits only (else also ASPP, decoder).')
+flags.DEFINE_boolean('fine_tune_batch_norm', True,
+                     'Train BatchNorm (phase 1, large batches). False keeps '
+                     'it frozen in inference mode (phase 2).')
+
+# Data (original train.py / common.py).
+flags.DEFINE_string('dataset', 'pascal_voc_seg',
+                    'Dataset name (pascal_voc_seg, cityscapes, ade20k, camvid, '
+                    'quickstart) or the path of a custom dataset JSON.')
+flags.DEFINE_string('train_split', 'train', 'Split to train on.')
+flags.DEFINE_string('dataset_dir', None, 'Folder of the TFRecord shards.')
+flags.DEFINE_float('min_scale_factor', 0.5, 'Smallest random scale.')
+flags.DEFINE_float('max_scale_factor', 2., 'Largest random scale.')
+flags.DEFINE_float('scale_factor_step_size', 0.25,
+                   'Random scale step (0: continuous).')
+flags.DEFINE_integer('min_resize_value', None, 'Resize: smaller side.')
+flags.DEFINE_integer('max_resize_value', None, 'Resize: largest side.')
+flags.DEFINE_integer('resize_factor', None,
+                     'Resize so sizes are multiples of it plus one.')
+flags.DEFINE_list('hard_classes', [],
+                  'Class ids (or a preset: voc, cityscapes) whose images are '
+                  'repeated (DeepLabv3 hard-class duplication).')
+flags.DEFINE_integer('hard_class_repeat', 1,
+                     'Times an image with a hard class appears per epoch.')
+
+
+def make_strategy(name, tpu=None):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if name == 'default':
+    return tf.distribute.get_strategy()
+  if name == 'mirrored':
+    return tf.distribute.MirroredStrategy()
+  if name == 'multi_worker_mirrored':
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+  tf.config.experimental_connect_to_cluster(resolver)
+  tf.tpu.experimental.initialize_tpu_system(resolver)
+  return tf.distribute.TPUStrategy(resolver)
+
+
+def settings_from_flags():
+  """(ModelOptions, TrainSettings, InputSettings, descriptor) from the flags."""
+  from deeplab_tf.data import datasets_info  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.data.pipeline import InputSettings  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.training import trainer  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.training.gradient_multipliers import GradientMultiplierSettings  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.training.losses import LossSettings  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.training.schedules import LearningRateSettings  # pylint: disable=g-import-not-at-top
+  descriptor = datasets_info.get_descriptor(FLAGS.dataset)
+  options = model_flags.model_options_from_flags(
+      crop_size=FLAGS.train_crop_size, num_classes=descriptor.num_classes)
+  lr = LearningRateSettings(
+      learning_policy=FLAGS.learning_policy,
+      base_learning_rate=FLAGS.base_learning_rate,
+      learning_rate_decay_step=FLAGS.learning_rate_decay_step,
+      learning_rate_decay_factor=FLAGS.learning_rate_decay_factor,
+      training_number_of_steps=FLAGS.training_number_of_steps,
+      learning_power=FLAGS.learning_power,
+      slow_start_step=FLAGS.slow_start_step,
+      slow_start_learning_rate=FLAGS.slow_start_learning_rate,
+      decay_steps=FLAGS.decay_steps, end_learning_rate=FLAGS.end_learning_rate,
+      boundaries=FLAGS.boundaries,
+      boundary_learning_rates=FLAGS.boundary_learning_rates)
+  loss = LossSettings(
+      loss_weight=(list(FLAGS.label_weights) if FLAGS.label_weights else 1.0),
+      upsample_logits=FLAGS.upsample_logits,
+      hard_example_mining_step=FLAGS.hard_example_mining_step,
+      top_k_percent_pixels=FLAGS.top_k_percent_pixels,
+      ignore_label=descriptor.ignore_label)
+  train = trainer.TrainSettings(
+      train_logdir=FLAGS.train_logdir, train_batch_size=FLAGS.train_batch_size,
+      learning_rate=lr, loss=loss,
+      gradient_multipliers=GradientMultiplierSettings(
+          last_layers_contain_logits_only=FLAGS.last_layers_contain_logits_only,
+          last_layer_gradient_multiplier=FLAGS.last_layer_gradient_multiplier),
+      momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
+      fine_tune_batch_norm=FLAGS.fine_tune_batch_norm,
+      tf_initial_checkpoint=FLAGS.tf_initial_checkpoint,
+      initialize_last_layer=FLAGS.initialize_last_layer,
+      log_steps=FLAGS.log_steps, save_interval_secs=FLAGS.save_interval_secs,
+      save_interval_steps=FLAGS.save_interval_steps,
+      save_summaries_secs=FLAGS.save_summaries_secs,
+      save_summaries_images=FLAGS.save_summaries_images,
+      max_to_keep=FLAGS.max_to_keep, mixed_precision=FLAGS.mixed_precision,
+      jit_compile=FLAGS.jit_compile,
+      colormap=descriptor.colormap or 'pascal')
+  inputs = InputSettings(
+      crop_size=options.crop_size, min_resize_value=FLAGS.min_resize_value,
+      max_resize_value=FLAGS.max_resize_value,
+      resize_factor=FLAGS.resize_factor,
+      min_scale_factor=FLAGS.min_scale_factor,
+      max_scale_factor=FLAGS.max_scale_factor,
+      scale_factor_step_size=FLAGS.scale_factor_step_size,
+      model_variant=options.model_variant,
+      hard_classes=datasets_info.resolve_hard_classes(FLAGS.hard_classes,
+                                                      descriptor),
+      hard_class_repeat=FLAGS.hard_class_repeat)
+  return options, train, inputs, descriptor
+
+
+def train_from_flags():
+  from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.training import trainer  # pylint: disable=g-import-not-at-top
+  options, settings, inputs, descriptor = settings_from_flags()
+  strategy = make_strategy(FLAGS.strategy, FLAGS.tpu)
+
+  def dataset_fn(input_context):
+    return pipeline.build_dataset(
+        descriptor, FLAGS.train_split, FLAGS.dataset_dir, inputs,
+        batch_size=input_context.get_per_replica_batch_size(
+            settings.train_batch_size),
+        is_training=True, input_context=input_context)
+
+  return trainer.Trainer(options, settings, dataset_fn, strategy,
+                         ignore_label=descriptor.ignore_label).train()
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.INFO)
+  metrics = train_from_flags()
+  if metrics:
+    print('final: step loss %.4f pixel accuracy %.4f'
+          % (metrics['total_loss'], metrics['pixel_accuracy']))
+  return 0
+
+
+def run():
+  flags.mark_flags_as_required(['train_logdir', 'dataset_dir'])
+  app.run(main)
+
+
+if __name__ == '__main__':
+  sys.exit(run())
