@@ -160,6 +160,43 @@ def load_tf1_checkpoint(model, path, exclude_scopes: Sequence[str] = (),
   return report
 
 
+class NamedVariables(tf.Module):
+  """The model's variables keyed by their ORIGINAL names, for tf.train.Checkpoint.
+
+  Keras' own object graph keys variables by layer position, which moves when
+  an option adds or removes a weightless layer (e.g. explicit padding at
+  another output stride). Our training checkpoints key the model by original
+  variable name instead, so phase 2 (another output stride, frozen BN) or a
+  predictor restores phase 1's weights whatever its layer order.
+  """
+
+  def __init__(self, model):
+    super().__init__(name='deeplab_variables')
+    self.by_name = dict(model_variables(model))
+
+
+def restore_model(model, path):
+  """Loads weights into ``model`` from a TF1 checkpoint or one of our training ones.
+
+  TF1 (name-based, model zoo) checkpoints go through ``load_tf1_checkpoint``
+  (strict). Our object-based checkpoints must provide every model variable.
+  Returns a short description.
+  """
+  prefix = resolve_checkpoint(path)
+  if is_tf1_checkpoint(prefix):
+    report = load_tf1_checkpoint(model, prefix, strict=True)
+    return 'loaded %d variables from TF1 checkpoint %s' % (len(report.loaded),
+                                                            prefix)
+  status = tf.train.Checkpoint(model=NamedVariables(model)).read(prefix)
+  try:
+    status.expect_partial().assert_existing_objects_matched()
+  except AssertionError as e:
+    raise CheckpointMismatchError(
+        'Checkpoint %s does not provide every variable of model %r: %s'
+        % (prefix, model.name, str(e)[:2000])) from e
+  return 'restored from checkpoint %s' % prefix
+
+
 def save_tf1_checkpoint(model, prefix, global_step=0):
   """Writes ``model`` as a name-based TF1 checkpoint with the original names.
 

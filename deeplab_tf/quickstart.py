@@ -50,14 +50,13 @@ def model_options(num_classes):
 def evaluate(options, checkpoint_dir, descriptor, record_dir, split='val'):
   """Single-scale whole-image evaluation; returns the metrics dict."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
   from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   from deeplab_tf.evaluation import StreamingConfusionMatrix  # pylint: disable=g-import-not-at-top
   from deeplab_tf.models import build_predictor  # pylint: disable=g-import-not-at-top
   predictor = build_predictor(options)
-  checkpoint = tf.train.latest_checkpoint(checkpoint_dir)
-  if checkpoint is None:
-    raise FileNotFoundError('No checkpoint in %s to evaluate.' % checkpoint_dir)
-  tf.train.Checkpoint(model=predictor).restore(checkpoint).expect_partial()
+  checkpoint = checkpoints.resolve_checkpoint(checkpoint_dir)
+  checkpoints.restore_model(predictor, checkpoint)
   inputs = pipeline.InputSettings(crop_size=options.crop_size,
                                   model_variant=options.model_variant)
   dataset = pipeline.build_dataset(descriptor, split, record_dir, inputs,

@@ -129,7 +129,10 @@ def test_folded_batch_norm_predictor_matches(variant, extra):
   folded = folded_predictor(model)
   assert not any(l.__class__.__name__ == 'BatchNormalization' for l in folded.layers)
   x = np.random.default_rng(3).uniform(0, 255, (1, 65, 65, 3)).astype(np.float32)
-  np.testing.assert_allclose(model(x)['logits'], folded(x)['logits'], atol=2e-5)
+  # Float32 rounding of the folded kernels: the README's conformance tolerance.
+  ref = model(x)['logits'].numpy()
+  np.testing.assert_allclose(folded(x)['logits'], ref,
+                             atol=1e-4 * max(1.0, np.abs(ref).max()))
 
 
 def test_argmax_then_nearest_upsampling_path():
