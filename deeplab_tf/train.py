@@ -200,11 +200,39 @@ def settings_from_flags():
   return options, train, inputs, descriptor
 
 
+def check_flag_combinations(options, settings, num_replicas):
+  """Refuses what cannot work before any compute; warns as the original docs do."""
+  per_replica = settings.train_batch_size // max(num_replicas, 1)
+  if settings.fine_tune_batch_norm and per_replica < 2:
+    raise app.UsageError(
+        '--fine_tune_batch_norm with %d image per replica (train_batch_size=%d '
+        'on %d replicas): BatchNorm statistics of a single image are '
+        'meaningless. Use --nofine_tune_batch_norm (phase 2) or a larger '
+        'batch.' % (per_replica, settings.train_batch_size, num_replicas))
+  if settings.fine_tune_batch_norm and settings.train_batch_size < 12:
+    logging.warning(
+        'fine_tune_batch_norm with a global batch of %d: the original '
+        'recommends it only for batches >= 12 (16 in the papers).',
+        settings.train_batch_size)
+  for size in options.crop_size:
+    if (size - 1) % options.output_stride:
+      logging.warning(
+          'train_crop_size %s: the original advises crop sizes of the form '
+          'k * output_stride + 1 (e.g. 513 at output stride 16 or 8), so '
+          'that every feature map is aligned for align_corners resizing.',
+          list(options.crop_size))
+      break
+
+
 def train_from_flags():
   from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   from deeplab_tf.training import trainer  # pylint: disable=g-import-not-at-top
   options, settings, inputs, descriptor = settings_from_flags()
   strategy = make_strategy(FLAGS.strategy, FLAGS.tpu)
+  check_flag_combinations(options, settings, strategy.num_replicas_in_sync)
+  # A split the dataset lacks, or no records: refused before the model is built.
+  descriptor.check_split(FLAGS.train_split)
+  pipeline.list_shards(FLAGS.dataset_dir, FLAGS.train_split)
 
   def dataset_fn(input_context):
     return pipeline.build_dataset(

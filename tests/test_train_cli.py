@@ -69,3 +69,15 @@ def test_kill_and_resume(records, tmp_path):
   assert 'step %d/%d' % (killed_at + 2, killed_at + 2) in rerun.stderr
   assert 'ETA' in rerun.stderr
   assert tf.train.latest_checkpoint(logdir).endswith('ckpt-%d' % (killed_at + 2))
+
+
+def test_bad_flag_combinations_fail_before_compute(records, tmp_path):
+  cmd = _command(records, str(tmp_path / 'a'), 5)
+  one = subprocess.run(cmd + ['--train_batch_size=1'], capture_output=True,
+                       text=True, timeout=300)
+  assert one.returncode != 0
+  assert 'fine_tune_batch_norm with 1 image per replica' in one.stderr
+  missing = subprocess.run(cmd + ['--train_split=nope'], capture_output=True,
+                           text=True, timeout=300)
+  assert missing.returncode != 0 and 'nope' in missing.stderr
+  assert not os.path.exists(str(tmp_path / 'a' / 'checkpoint'))
