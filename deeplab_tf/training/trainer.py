@@ -140,6 +140,7 @@ class Trainer:
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, self.checkpoint_dir, max_to_keep=settings.max_to_keep,
         checkpoint_name=CHECKPOINT_NAME)
+    self._train_fn = None  # traced once, reused by later train() calls
 
   # --- state -------------------------------------------------------------------
   @property
@@ -151,7 +152,10 @@ class Trainer:
 
     Returns a short description of what was done.
     """
-    latest = self.manager.latest_checkpoint
+    # Every worker resumes from the chief's checkpoint (train_logdir), so a
+    # restarted multi-worker job continues from one consistent state; the
+    # non-chief write directories are deleted after each save.
+    latest = tf.train.latest_checkpoint(self.settings.train_logdir)
     if latest:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
       return 'resumed from %s at step %d' % (latest, self.step)
@@ -209,11 +213,26 @@ class Trainer:
             'valid_pixels': tf.reduce_sum(tf.cast(valid, tf.float32))}
 
   def _make_train_function(self):
-    def step(iterator):
-      per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
-      return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-              for k, v in per_replica.items()}
+    def step(iterator, requests):
+      # ``requests`` = [save due, stop due] by this worker's clock; they ride
+      # on the step's all-reduce so that every worker saves and stops at the
+      # same step (a worker leaving the loop alone would hang the others).
+      def replica_fn(batch, requests):
+        return self._replica_step(batch), tf.identity(requests)
+      per_replica, requests = self.strategy.run(
+          replica_fn, args=(next(iterator), requests))
+      metrics = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v,
+                                         axis=None)
+                 for k, v in per_replica.items()}
+      return metrics, self.strategy.reduce(tf.distribute.ReduceOp.MEAN,
+                                           requests, axis=None)
     return tf.function(step, jit_compile=self.settings.jit_compile or None)
+
+  def _save(self, step):
+    """All workers save (as tf.distribute requires); only the chief's copy stays."""
+    self.manager.save(checkpoint_number=step)
+    if not self.chief:
+      tf.io.gfile.rmtree(self.checkpoint_dir)
 
   # --- the loop -------------------------------------------------------------------
   def train(self, max_steps=None, stop_after_seconds=None):
@@ -235,15 +254,24 @@ class Trainer:
       return {}
     dataset = self.strategy.distribute_datasets_from_function(self.dataset_fn)
     iterator = iter(dataset)
-    train_fn = self._make_train_function()
+    if self._train_fn is None:
+      self._train_fn = self._make_train_function()
+    train_fn = self._train_fn
     writer = (tf.summary.create_file_writer(s.train_logdir) if self.chief
               else tf.summary.create_noop_writer())
     last_save = last_summary = time.time()
     window_start, window_steps = time.time(), 0
     start_step, start_time = self.step, time.time()
     metrics = {}
+    now = time.time()
     while self.step < target:
-      values = {k: float(v) for k, v in train_fn(iterator).items()}
+      requests = tf.constant(
+          [now - last_save >= s.save_interval_secs,
+           stop_after_seconds is not None and
+           now - start_time > stop_after_seconds], tf.float32)
+      values, agreed = train_fn(iterator, requests)
+      values = {k: float(v) for k, v in values.items()}
+      save_due, stop_due = (float(x) > 0 for x in agreed.numpy())
       window_steps += 1
       step = self.step
       now = time.time()
@@ -264,13 +292,13 @@ class Trainer:
             step - start_step <= s.log_steps):
           self._write_summaries(writer, metrics, step)
           last_summary = now
-      if (now - last_save >= s.save_interval_secs or
-          (s.save_interval_steps and step % s.save_interval_steps == 0)):
-        self.manager.save(checkpoint_number=step)
-        last_save = now
-      if stop_after_seconds is not None and now - start_time > stop_after_seconds:
+      if stop_due:
         break
-    self.manager.save(checkpoint_number=self.step)
+      if save_due or (s.save_interval_steps and
+                      step % s.save_interval_steps == 0):
+        self._save(step)
+        last_save = now
+    self._save(self.step)
     if s.save_summaries_images and self.chief:
       self._write_image_summaries(writer, next(iter(self.dataset_fn(
           tf.distribute.InputContext()))))
