@@ -130,8 +130,9 @@ class Trainer:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
       self.optimizer = optimizer
       self.optimizer.build(self.model.trainable_weights)
-      self.checkpoint = tf.train.Checkpoint(model=self.model,
-                                            optimizer=self.optimizer)
+      self.checkpoint = tf.train.Checkpoint(
+          model=checkpoints.NamedVariables(self.model),
+          optimizer=self.optimizer)
     self.schedule = schedule
     self.multiplier = GradientMultiplier.for_model(
         self.model, settings.gradient_multipliers)
@@ -173,13 +174,12 @@ class Trainer:
       logging.info(report.summary())
       return 'initialised from TF1 checkpoint %s (%d variables, %d missing)' % (
           report.checkpoint, len(report.loaded), len(report.missing))
-    restore_from = checkpoints.resolve_checkpoint(path)
-    model_only = tf.train.Checkpoint(model=self.model)
-    model_only.restore(restore_from).expect_partial()
     if not self.settings.initialize_last_layer:
       raise ValueError('initialize_last_layer=False needs a TF1 (name-based) '
-                       'initial checkpoint; %s is an object-based one.' % path)
-    return 'initialised from checkpoint %s' % restore_from
+                       'initial checkpoint; %s is one of our training '
+                       'checkpoints (convert it with save_tf1_checkpoint).'
+                       % path)
+    return 'initialised: ' + checkpoints.restore_model(self.model, path)
 
   # --- the step ------------------------------------------------------------------
   def _replica_step(self, batch):
@@ -271,6 +271,15 @@ class Trainer:
            now - start_time > stop_after_seconds], tf.float32)
       values, agreed = train_fn(iterator, requests)
       values = {k: float(v) for k, v in values.items()}
+      if not np.isfinite(values['total_loss']):
+        # Every worker sees the same all-reduced loss, so all stop together.
+        raise FloatingPointError(
+            'Loss is %s at step %d (task %s, L2 %s); training stopped. Last '
+            'good checkpoint: %s' % (values['total_loss'], self.step,
+                                      values['task_loss'],
+                                      values['regularization_loss'],
+                                      tf.train.latest_checkpoint(
+                                          s.train_logdir) or 'none'))
       save_due, stop_due = (float(x) > 0 for x in agreed.numpy())
       window_steps += 1
       step = self.step
