@@ -29,16 +29,21 @@ from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('phase1_flagfile', None,
-                    'Flagfile of phase 1 (BatchNorm trained).')
-flags.DEFINE_string('phase2_flagfile', None,
-                    'Flagfile of phase 2 (BatchNorm frozen).')
-flags.DEFINE_string('train_logdir', None,
-                    'Root folder: phase1/ and phase2/ are created inside.')
-flags.DEFINE_enum('phases', 'both', ['both', '1', '2'],
-                  'Run both phases, or only one of them.')
-flags.mark_flags_as_required(['phase1_flagfile', 'phase2_flagfile',
-                              'train_logdir'])
+
+
+def define_flags():
+  """Flags of this script only (defined at run time: deeplab_tf.train, imported
+  beside it in one process, has its own --train_logdir)."""
+  flags.DEFINE_string('phase1_flagfile', None,
+                      'Flagfile of phase 1 (BatchNorm trained).')
+  flags.DEFINE_string('phase2_flagfile', None,
+                      'Flagfile of phase 2 (BatchNorm frozen).')
+  flags.DEFINE_string('train_logdir', None,
+                      'Root folder: phase1/ and phase2/ are created inside.')
+  flags.DEFINE_enum('phases', 'both', ['both', '1', '2'],
+                    'Run both phases, or only one of them.')
+  flags.mark_flags_as_required(['phase1_flagfile', 'phase2_flagfile',
+                                'train_logdir'])
 
 
 def phase_commands(phase1_flagfile, phase2_flagfile, train_logdir, extra=()):
@@ -76,6 +81,7 @@ def main(argv):
 
 
 def run():
+  define_flags()
   app.run(main)
 
 
