@@ -150,3 +150,11 @@ def test_nan_loss_stops_with_step_and_last_checkpoint(tmp_path):
   # The second update (step 2) is the first with a NaN loss.
   with pytest.raises(FloatingPointError, match=r'nan at step 2 .*ckpt-1'):
     bad.train()
+
+
+def test_xla_train_step(tmp_path):
+  """jit_compile compiles the replica step (the iterator read stays outside XLA)."""
+  trainer = Trainer(OPTIONS, _settings(tmp_path, 1, jit_compile=True),
+                    synthetic_dataset_fn(4))
+  metrics = trainer.train()
+  assert trainer.step == 1 and np.isfinite(metrics['total_loss'])

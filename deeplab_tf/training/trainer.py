@@ -213,12 +213,17 @@ class Trainer:
             'valid_pixels': tf.reduce_sum(tf.cast(valid, tf.float32))}
 
   def _make_train_function(self):
+    # XLA compiles the per-replica computation only: reading the iterator
+    # (IteratorGetNext) has no XLA kernel.
+    replica_step = (tf.function(self._replica_step, jit_compile=True)
+                    if self.settings.jit_compile else self._replica_step)
+
     def step(iterator, requests):
       # ``requests`` = [save due, stop due] by this worker's clock; they ride
       # on the step's all-reduce so that every worker saves and stops at the
       # same step (a worker leaving the loop alone would hang the others).
       def replica_fn(batch, requests):
-        return self._replica_step(batch), tf.identity(requests)
+        return replica_step(batch), tf.identity(requests)
       per_replica, requests = self.strategy.run(
           replica_fn, args=(next(iterator), requests))
       metrics = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v,
@@ -226,7 +231,7 @@ class Trainer:
                  for k, v in per_replica.items()}
       return metrics, self.strategy.reduce(tf.distribute.ReduceOp.MEAN,
                                            requests, axis=None)
-    return tf.function(step, jit_compile=self.settings.jit_compile or None)
+    return tf.function(step)
 
   def _save(self, step):
     """All workers save (as tf.distribute requires); only the chief's copy stays."""
