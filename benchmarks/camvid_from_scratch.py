@@ -122,37 +122,6 @@ def convert_camvid(camvid_dir, record_dir, max_images=0, num_shards=4):
   return counts
 
 
-def evaluate(options, checkpoint_dir, descriptor, record_dir, split='val',
-             batch_size=8):
-  """Single-scale whole-image evaluation, as ``quickstart.evaluate``.
-
-  (That module defines its own command-line flags, so it is not imported.)
-  Returns the metrics dict.
-  """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.evaluation import StreamingConfusionMatrix  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.models import build_predictor  # pylint: disable=g-import-not-at-top
-  predictor = build_predictor(options)
-  checkpoint = checkpoints.resolve_checkpoint(checkpoint_dir)
-  checkpoints.restore_model(predictor, checkpoint)
-  inputs = pipeline.InputSettings(crop_size=options.crop_size,
-                                  model_variant=options.model_variant)
-  dataset = pipeline.build_dataset(descriptor, split, record_dir, inputs,
-                                   batch_size=batch_size, is_training=False)
-  metric = StreamingConfusionMatrix(descriptor.num_classes,
-                                    descriptor.ignore_label)
-  predict = tf.function(lambda x: predictor(x, training=False)['semantic'])
-  images = 0
-  for batch in dataset:
-    metric.update(batch['label'][..., 0], predict(batch['image']))
-    images += int(batch['image'].shape[0])
-  results = metric.results()
-  results.update(checkpoint=checkpoint, split=split, num_images=images)
-  return results
-
-
 def _timed_trainer_class():
   """Trainer recording the wall time of every train-function call."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -270,7 +239,8 @@ def main(argv):
           % (counts['val'], eval_crop[0], eval_crop[1]), flush=True)
     eval_start = time.time()
     eval_options = dataclasses.replace(options, crop_size=eval_crop)
-    results = evaluate(eval_options, train_dir, descriptor,
+    from deeplab_tf.evaluation.evaluate import evaluate_checkpoint  # pylint: disable=g-import-not-at-top
+    results = evaluate_checkpoint(eval_options, train_dir, descriptor,
                                   record_dir)
     eval_s = time.time() - eval_start
   finally:

@@ -47,38 +47,13 @@ def model_options(num_classes):
                       outputs_to_num_classes={'semantic': num_classes})
 
 
-def evaluate(options, checkpoint_dir, descriptor, record_dir, split='val'):
-  """Single-scale whole-image evaluation; returns the metrics dict."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.evaluation import StreamingConfusionMatrix  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.models import build_predictor  # pylint: disable=g-import-not-at-top
-  predictor = build_predictor(options)
-  checkpoint = checkpoints.resolve_checkpoint(checkpoint_dir)
-  checkpoints.restore_model(predictor, checkpoint)
-  inputs = pipeline.InputSettings(crop_size=options.crop_size,
-                                  model_variant=options.model_variant)
-  dataset = pipeline.build_dataset(descriptor, split, record_dir, inputs,
-                                   batch_size=8, is_training=False)
-  metric = StreamingConfusionMatrix(descriptor.num_classes,
-                                    descriptor.ignore_label)
-  predict = tf.function(lambda x: predictor(x, training=False)['semantic'])
-  images = 0
-  for batch in dataset:
-    metric.update(batch['label'][..., 0], predict(batch['image']))
-    images += int(batch['image'].shape[0])
-  results = metric.results()
-  results.update(checkpoint=checkpoint, split=split, num_images=images)
-  return results
-
-
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   from deeplab_tf.data import quickstart as quickstart_data  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.evaluation.evaluate import evaluate_checkpoint  # pylint: disable=g-import-not-at-top
   from deeplab_tf.training import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   from deeplab_tf.training.schedules import LearningRateSettings  # pylint: disable=g-import-not-at-top
   record_dir = os.path.join(FLAGS.workdir, 'records')
@@ -113,7 +88,7 @@ def main(argv):
   print('[2/3] training %d steps into %s' % (FLAGS.steps, train_dir),
         flush=True)
   trainer.train()
-  results = evaluate(options, train_dir, descriptor, record_dir)
+  results = evaluate_checkpoint(options, train_dir, descriptor, record_dir)
   os.makedirs(eval_dir, exist_ok=True)
   with open(os.path.join(eval_dir, 'metrics.json'), 'w') as f:
     json.dump(results, f, indent=1)
