@@ -1,7 +1,6 @@
 """deeplab_tf.data.pipeline on real CamVid records and small synthetic ones."""
 import collections
 import os
-
 import re
 
 import numpy as np
