@@ -38,7 +38,6 @@ the Cityscapes id -> trainId table and polygon rasteriser, and the SBD
 import collections
 import concurrent.futures
 import dataclasses
-import datetime
 import json
 import math
 import os
@@ -54,6 +53,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_tf.data import records
+from deeplab_tf.progress import format_duration
 
 _JPEG_MAGIC = b'\xff\xd8\xff'
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
@@ -414,12 +414,6 @@ def _temp_name(final_path):
   return os.path.join(head, '.%s.tmp-%d' % (tail, os.getpid()))
 
 
-def _format_eta(seconds):
-  if seconds is None or not math.isfinite(seconds):
-    return '?'
-  return str(datetime.timedelta(seconds=int(round(seconds))))
-
-
 def _normalize_samples(samples):
   out = []
   for item in samples:
@@ -496,8 +490,8 @@ def write_split(samples: Iterable, settings: ConvertSettings) -> ConvertSummary:
     logging.info('%s: %s%d/%d images (%.1f%%), %.1f images/s, %s, shard %d/%d'
                  '%s', split, 'done ' if final else '', done, total,
                  100.0 * done / total, rate if math.isfinite(rate) else 0.0,
-                 'elapsed %s' % _format_eta(elapsed) if final
-                 else 'ETA %s' % _format_eta(eta), shard_id + 1,
+                 'elapsed %s' % format_duration(elapsed) if final
+                 else 'ETA %s' % format_duration(eta), shard_id + 1,
                  settings.num_shards,
                  ', %d skipped' % len(skipped) if skipped else '')
 

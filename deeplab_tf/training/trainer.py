@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_tf import checkpoints
+from deeplab_tf.progress import format_duration
 from deeplab_tf.models import build_model
 from deeplab_tf.models import layers as dl_layers
 from deeplab_tf.models.deeplab import get_extra_layer_scopes
@@ -300,7 +301,7 @@ class Trainer:
             metrics['total_loss'], metrics['task_loss'],
             metrics['regularization_loss'], metrics['learning_rate'],
             steps_per_sec, metrics['images_per_sec'], metrics['pixel_accuracy'],
-            _format_eta(eta))
+            format_duration(eta))
         window_start, window_steps = now, 0
         if now - last_summary >= s.save_summaries_secs or step == target or (
             step - start_step <= s.log_steps):
@@ -349,10 +350,3 @@ class Trainer:
           labels, self.settings.colormap), max_outputs=3)
       tf.summary.image('prediction', visualization.colorize(
           predictions, self.settings.colormap), max_outputs=3)
-
-
-def _format_eta(seconds):
-  if not np.isfinite(seconds):
-    return '?'
-  seconds = int(seconds)
-  return '%dh%02dm%02ds' % (seconds // 3600, seconds % 3600 // 60, seconds % 60)
