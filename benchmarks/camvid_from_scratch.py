@@ -59,8 +59,23 @@ flags.DEFINE_string('record_dir', None, 'Folder for the TFRecords (written '
 flags.DEFINE_string('train_dir', None, 'Folder for checkpoints and '
                     'TensorBoard logs; must hold no checkpoint. Default: a '
                     'temporary folder, removed at the end.')
-flags.DEFINE_integer('steps', 300, 'Training steps (about 10-15 minutes '
-                     'in all with the defaults on 2 CPU cores).', lower_bound=1)
+flags.DEFINE_float('budget_minutes', 20.0, 'Wall-clock budget of the '
+                   'training phase (calibration included): the step count of '
+                   'the poly schedule is set so that training ends within '
+                   'it, and training stops at the budget in any case. '
+                   'Ignored when --steps is given.')
+flags.DEFINE_integer('steps', 0, 'Train exactly this many steps instead of '
+                     'a wall-clock budget (0: use --budget_minutes).',
+                     lower_bound=0)
+flags.DEFINE_integer('calibration_steps', 12, 'Budget mode: steps of the '
+                     'short throw-away run that measures the step time '
+                     '(the first 3 are left out as warm-up).', lower_bound=4)
+flags.DEFINE_float('depth_multiplier', 1.0, 'MobileNetV2 width multiplier.')
+flags.DEFINE_list('eval_scales', ['1.0'], 'Eval scales (the original '
+                  'eval.py flag); e.g. 0.5 to predict at half size and '
+                  'upsample the logits to the full image.')
+flags.DEFINE_boolean('add_flipped_images', False, 'Eval: also predict the '
+                     'left-right flipped image and average.')
 flags.DEFINE_integer('batch_size', 8, 'Training batch size.', lower_bound=1)
 flags.DEFINE_list('crop_size', ['321', '321'], 'Training crop "h,w".')
 flags.DEFINE_list('eval_crop_size', ['361', '481'], 'Eval crop "h,w": must '
@@ -147,6 +162,22 @@ def _timed_trainer_class():
   return TimedTrainer
 
 
+def calibrate_step_time(options, settings, dataset_fn, num_steps, logdir):
+  """Seconds per step (median after 3 warm-up steps) of a throw-away run."""
+  trainer_class = _timed_trainer_class()
+  settings = dataclasses.replace(
+      settings, train_logdir=logdir, log_steps=10 ** 6,
+      learning_rate=dataclasses.replace(settings.learning_rate,
+                                        training_number_of_steps=num_steps))
+  trainer = trainer_class(options, settings, dataset_fn,
+                          ignore_label=IGNORE_LABEL)
+  trainer.step_times = []
+  trainer.train()
+  times = trainer.step_times
+  shutil.rmtree(logdir, ignore_errors=True)
+  return {'step_s': statistics.median(times[3:]), 'first_step_s': times[0]}
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('unexpected arguments: %s' % ' '.join(argv[1:]))
@@ -194,13 +225,14 @@ def main(argv):
         output_stride=FLAGS.output_stride,
         atrous_rates=[int(r) for r in FLAGS.atrous_rates] or None,
         decoder_output_stride=FLAGS.decoder_output_stride,
+        depth_multiplier=FLAGS.depth_multiplier,
         outputs_to_num_classes={'semantic': NUM_CLASSES})
     settings = trainer_lib.TrainSettings(
         train_logdir=train_dir, train_batch_size=FLAGS.batch_size,
         learning_rate=LearningRateSettings(
             learning_policy='poly',
             base_learning_rate=FLAGS.base_learning_rate,
-            training_number_of_steps=FLAGS.steps),
+            training_number_of_steps=max(FLAGS.steps, 1)),
         momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
         fine_tune_batch_norm=True, log_steps=FLAGS.log_steps,
         save_interval_secs=10 ** 6, save_summaries_secs=10 ** 6,
@@ -219,15 +251,43 @@ def main(argv):
           batch_size=ctx.get_per_replica_batch_size(FLAGS.batch_size),
           is_training=True, input_context=ctx)
 
+    train_start = time.time()
+    budget_s = None
+    steps = FLAGS.steps
+    calibration = {}
+    if not steps:
+      # A budget: time a few steps of a throw-away trainer, then give the
+      # poly schedule the step count that fits the rest of the budget (the
+      # schedule must know its length in advance, as the original's).
+      budget_s = FLAGS.budget_minutes * 60.0
+      calibration = calibrate_step_time(
+          options, settings, dataset_fn, FLAGS.calibration_steps,
+          os.path.join(train_dir, 'calibration'))
+      left = budget_s - (time.time() - train_start)
+      # 2% margin for the final checkpoint and the logging.
+      steps = max(1, int(0.98 * (left - calibration['first_step_s'])
+                         / calibration['step_s']))
+      print('  calibration: %.2f s/step steady, %.0f s first step; %d steps '
+            'fit the %.0f s left' % (calibration['step_s'],
+                                     calibration['first_step_s'], steps,
+                                     left), flush=True)
+    settings = dataclasses.replace(
+        settings, learning_rate=dataclasses.replace(
+            settings.learning_rate, training_number_of_steps=steps))
     trainer = _timed_trainer_class()(options, settings, dataset_fn,
                                      ignore_label=IGNORE_LABEL)
     trainer.step_times = []
     print('[2/3] training mobilenet_v2 from scratch: %d steps, batch %d, crop '
-          '%dx%d, output stride %d, lr %g' % (
-              FLAGS.steps, FLAGS.batch_size, crop[0], crop[1],
-              FLAGS.output_stride, FLAGS.base_learning_rate), flush=True)
-    train_start = time.time()
-    metrics = trainer.train()
+          '%dx%d, output stride %d, decoder %s, lr %g%s' % (
+              steps, FLAGS.batch_size, crop[0], crop[1],
+              FLAGS.output_stride, FLAGS.decoder_output_stride,
+              FLAGS.base_learning_rate,
+              ', budget %.1f min' % FLAGS.budget_minutes if budget_s else ''),
+          flush=True)
+    metrics = trainer.train(
+        stop_after_seconds=(None if budget_s is None else
+                            budget_s - (time.time() - train_start)))
+    steps_done = trainer.step
     train_s = time.time() - train_start
     times = trainer.step_times
     # Steady state: leave out the first steps (tracing, pipeline warm-up).
@@ -240,8 +300,10 @@ def main(argv):
     eval_start = time.time()
     eval_options = dataclasses.replace(options, crop_size=eval_crop)
     from deeplab_tf.evaluation.evaluate import evaluate_checkpoint  # pylint: disable=g-import-not-at-top
+    eval_scales = [float(v) for v in FLAGS.eval_scales]
     results = evaluate_checkpoint(eval_options, train_dir, descriptor,
-                                  record_dir)
+                                  record_dir, eval_scales=eval_scales,
+                                  add_flipped_images=FLAGS.add_flipped_images)
     eval_s = time.time() - eval_start
   finally:
     for path in temps:
@@ -254,9 +316,17 @@ def main(argv):
     print('%-14s %8s' % (name, '%.4f' % iou if iou is not None else '-'))
   print('%-14s %8.4f' % ('mIoU', results['miou']))
   print('%-14s %8.4f' % ('pixel acc', results['pixel_accuracy']))
-  images = FLAGS.steps * FLAGS.batch_size
+  images = steps_done * FLAGS.batch_size
   record = {
-      'steps': FLAGS.steps, 'batch_size': FLAGS.batch_size,
+      'steps': steps_done, 'planned_steps': steps,
+      'budget_minutes': FLAGS.budget_minutes if budget_s else None,
+      'calibration_step_s': calibration.get('step_s'),
+      'depth_multiplier': FLAGS.depth_multiplier,
+      'eval_scales': eval_scales,
+      'add_flipped_images': FLAGS.add_flipped_images,
+      'min_scale_factor': FLAGS.min_scale_factor,
+      'max_scale_factor': FLAGS.max_scale_factor,
+      'batch_size': FLAGS.batch_size,
       'crop_size': list(crop), 'eval_crop_size': list(eval_crop),
       'output_stride': FLAGS.output_stride,
       'decoder_output_stride': FLAGS.decoder_output_stride,
@@ -278,7 +348,7 @@ def main(argv):
   print('\ntraining %.1f images/s overall (%.0f s for %d steps, tracing '
         'included), %.2f images/s steady (median step %.2f s); conversion '
         '%.0f s, eval %.0f s (%.1f images/s); wall %.0f s; val mIoU %.4f'
-        % (record['train_images_per_sec'], train_s, FLAGS.steps,
+        % (record['train_images_per_sec'], train_s, steps_done,
            record['steady_images_per_sec'], median_step, convert_s, eval_s,
            record['eval_images_per_sec'], wall_s, results['miou']))
   print(json.dumps(record, sort_keys=True), flush=True)

@@ -85,6 +85,20 @@ def define_model_flags(output_stride_default=16):
                      'ASPP/decoder heads.')
 
 
+def define_resize_flags():
+  """The original common.py resize flags (idempotent)."""
+  if 'min_resize_value' in FLAGS:
+    return
+  flags.DEFINE_integer('min_resize_value', None,
+                       'Desired size of the smaller image side (original '
+                       'resize_to_range); unset: no resize.')
+  flags.DEFINE_integer('max_resize_value', None,
+                       'Maximum allowed size of the larger image side.')
+  flags.DEFINE_integer('resize_factor', None,
+                       'Resized dimensions are a multiple of factor plus '
+                       'one.')
+
+
 def _pair(value):
   if value is None:
     return None

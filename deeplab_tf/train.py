@@ -27,6 +27,7 @@ from deeplab_tf import model_flags
 
 FLAGS = flags.FLAGS
 model_flags.define_model_flags(output_stride_default=16)
+model_flags.define_resize_flags()
 
 # Distribution.
 flags.DEFINE_enum('strategy', 'default',
@@ -115,10 +116,6 @@ flags.DEFINE_float('min_scale_factor', 0.5, 'Smallest random scale.')
 flags.DEFINE_float('max_scale_factor', 2., 'Largest random scale.')
 flags.DEFINE_float('scale_factor_step_size', 0.25,
                    'Random scale step (0: continuous).')
-flags.DEFINE_integer('min_resize_value', None, 'Resize: smaller side.')
-flags.DEFINE_integer('max_resize_value', None, 'Resize: largest side.')
-flags.DEFINE_integer('resize_factor', None,
-                     'Resize so sizes are multiples of it plus one.')
 flags.DEFINE_list('hard_classes', [],
                   'Class ids (or a preset: voc, cityscapes) whose images are '
                   'repeated (DeepLabv3 hard-class duplication).')

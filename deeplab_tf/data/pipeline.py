@@ -17,12 +17,16 @@ resize_to_range, random scale, pad with the variant's mean pixel and the
 ignore label, random crop, flip (training); pad only (eval), labels always
 nearest neighbour.
 
-Elements are dicts: ``image`` float32 [B, crop_h, crop_w, 3] in 0..255,
+Elements are dicts: ``image`` float32 [B, crop_h, crop_w, 3] in 0..255
+(at eval with ``crop_size=None``: [B, k*m+1, l*m+1, 3], the smallest such
+size holding the batch's images, ``m = pad_multiple``),
 ``label`` int32 [B, crop_h, crop_w, 1] (not for unlabeled splits),
 ``height``/``width`` int32 [B] (the decoded image's size), ``filename``
 string [B], and at eval with ``keep_original_image`` ``original_image``
 [B, H, W, 3] (zero-padded to the largest of the batch).
 
+Evaluation reads in a fixed order (records interleaved round-robin over the
+shards), so batches and results repeat run to run.
 ``deterministic=True`` (tests) makes the output a pure function of the seed:
 ordered interleave and maps, fixed seeds, preprocessing run sequentially (its
 random ops are stateful, so parallel calls would draw in a racy order).
@@ -56,7 +60,7 @@ class InputSettings:
   (evaluation: every image, after the optional resize, must fit in it, as
   in the original). The scale settings only act when training.
   """
-  crop_size: Tuple[int, int] = (513, 513)
+  crop_size: Optional[Tuple[int, int]] = (513, 513)
   min_resize_value: Optional[int] = None
   max_resize_value: Optional[int] = None
   resize_factor: Optional[int] = None
@@ -79,15 +83,26 @@ class InputSettings:
   keep_original_image: bool = False
   # Fail on a label value outside [0, num_classes) and the ignore label.
   check_label_values: bool = True
+  # Eval with crop_size=None: each image (after the optional resize) is
+  # padded to the smallest k * pad_multiple + 1 holding it, and a batch to
+  # its largest member (also of that form). Give the output stride, so that
+  # every feature map aligns as at a k * output_stride + 1 crop.
+  pad_multiple: int = 1
 
   def __post_init__(self):
-    crop = tuple(self.crop_size) if isinstance(self.crop_size,
-                                               (list, tuple)) else None
-    if crop is None or len(crop) != 2 or not all(
-        _is_int(c) and c > 0 for c in crop):
-      raise InputError('crop_size must be (height, width) positive ints; got '
-                       '%r.' % (self.crop_size,))
+    if self.crop_size is None:
+      crop = None
+    else:
+      crop = tuple(self.crop_size) if isinstance(self.crop_size,
+                                                 (list, tuple)) else ()
+      if len(crop) != 2 or not all(_is_int(c) and c > 0 for c in crop):
+        raise InputError('crop_size must be (height, width) positive ints, '
+                         'or None (eval: whole images, see pad_multiple); got '
+                         '%r.' % (self.crop_size,))
     object.__setattr__(self, 'crop_size', crop)
+    if not _is_int(self.pad_multiple) or self.pad_multiple < 1:
+      raise InputError('pad_multiple must be a positive int (the output '
+                       'stride); got %r.' % (self.pad_multiple,))
     hard = tuple(self.hard_classes)
     if not all(_is_int(c) and 0 <= c <= 255 for c in hard):
       raise InputError('hard_classes must be class ids (ints in [0, 255]); '
@@ -115,8 +130,11 @@ class InputSettings:
 
   def preprocess_settings(self, ignore_label):
     """The ``PreprocessSettings`` of these settings for one dataset."""
+    # Without a crop (whole-image eval) the padding is done by the
+    # pipeline; 1x1 keeps PreprocessSettings' validation of the rest.
+    crop = self.crop_size or (1, 1)
     return preprocess.PreprocessSettings(
-        crop_height=self.crop_size[0], crop_width=self.crop_size[1],
+        crop_height=crop[0], crop_width=crop[1],
         min_resize_value=self.min_resize_value,
         max_resize_value=self.max_resize_value,
         resize_factor=self.resize_factor,
@@ -162,6 +180,52 @@ def _check_label_values(label, filename, num_classes, ignore_label):
   return tf.cond(tf.reduce_all(valid), lambda: label, fail)
 
 
+def padded_size(size, multiple):
+  """Smallest k * multiple + 1 >= size (k >= 0): a size every stride divides evenly."""
+  return (size - 1 + multiple - 1) // multiple * multiple + 1
+
+
+def _whole_image_sample(image, label, settings, ignore_label):
+  """Eval without a crop: resize (if asked), pad to k * pad_multiple + 1.
+
+  The image is padded with the variant's mean pixel and the label with the
+  ignore label, as the original pads to eval_crop_size; ``valid`` marks the
+  image pixels so that the batch padding can be filled the same way.
+  """
+  image = tf.cast(image, tf.float32)
+  if label is not None:
+    label = tf.cast(label, tf.int32)
+  if settings.min_resize_value or settings.max_resize_value:
+    image, label = preprocess.resize_to_range(
+        image=image, label=label, min_size=settings.min_resize_value,
+        max_size=settings.max_resize_value, factor=settings.resize_factor,
+        align_corners=True)
+  original = image
+  shape = tf.shape(image)
+  target_h = padded_size(shape[0], settings.pad_multiple)
+  target_w = padded_size(shape[1], settings.pad_multiple)
+  mean = tf.reshape(tf.constant(preprocess.mean_pixel(settings.model_variant),
+                                tf.float32), [1, 1, 3])
+  image = preprocess.pad_to_bounding_box(image, 0, 0, target_h, target_w, mean)
+  valid = tf.pad(tf.ones(shape[:2], tf.bool),
+                 [[0, target_h - shape[0]], [0, target_w - shape[1]]])
+  if label is not None:
+    label = preprocess.pad_to_bounding_box(label, 0, 0, target_h, target_w,
+                                           ignore_label)
+  return original, image, label, valid
+
+
+def _fill_batch_padding(batch, model_variant):
+  """padded_batch pads with zeros: give those pixels the mean pixel."""
+  if 'valid' not in batch:
+    return batch
+  batch = dict(batch)
+  mean = tf.constant(preprocess.mean_pixel(model_variant), tf.float32)
+  valid = batch.pop('valid')[..., tf.newaxis]
+  batch['image'] = tf.where(valid, batch['image'], mean)
+  return batch
+
+
 def _check_fits_eval_crop(image, filename, settings):
   """Eval keeps whole images: each must fit the crop (after the resize)."""
   shape = tf.shape(image)
@@ -192,13 +256,20 @@ def make_sample_fn(settings: InputSettings, num_classes, ignore_label,
     filename = sample['filename']
     if label is not None and settings.check_label_values:
       label = _check_label_values(label, filename, num_classes, ignore_label)
-    if not is_training:
-      image = _check_fits_eval_crop(image, filename, settings)
     shape = tf.shape(image)
-    original, processed, label = prep(image, label, is_training=is_training,
-                                      seed=seed)
+    valid = None
+    if not is_training and settings.crop_size is None:
+      original, processed, label, valid = _whole_image_sample(
+          image, label, settings, ignore_label)
+    else:
+      if not is_training:
+        image = _check_fits_eval_crop(image, filename, settings)
+      original, processed, label = prep(image, label, is_training=is_training,
+                                        seed=seed)
     out = {'image': processed, 'height': shape[0], 'width': shape[1],
            'filename': filename}
+    if valid is not None:
+      out['valid'] = valid
     if label is not None:
       out['label'] = label
     if not is_training and settings.keep_original_image:
@@ -223,6 +294,9 @@ def finish_pipeline(elements, decode_fn, settings: InputSettings, num_classes,
   if not _is_int(batch_size) or batch_size < 1:
     raise InputError('batch_size (per replica) must be a positive int; got '
                      '%r.' % (batch_size,))
+  if is_training and settings.crop_size is None:
+    raise InputError('Training needs a crop_size (train_crop_size); None '
+                     '(whole images) is for evaluation only.')
   if num_epochs is not None and (not _is_int(num_epochs) or num_epochs < 1):
     raise InputError('num_epochs must be None or a positive int; got %r.'
                      % (num_epochs,))
@@ -240,16 +314,25 @@ def finish_pipeline(elements, decode_fn, settings: InputSettings, num_classes,
   dataset = elements.map(lambda e: sample_fn(decode_fn(e)),
                          num_parallel_calls=(1 if deterministic
                                              else settings.num_parallel_calls),
-                         deterministic=deterministic)
+                         # Eval keeps the record order (parallel still):
+                         # results and batch composition are repeatable.
+                         deterministic=deterministic or not is_training)
   if is_training:
     # Static batch shapes (as the original, which repeats forever).
     dataset = dataset.batch(batch_size, drop_remainder=True)
   else:
-    # original_image sizes differ: pad them (every other field is fixed).
-    dataset = dataset.padded_batch(batch_size)
+    # original_image sizes differ (and, without a crop, every image's):
+    # pad them; labels with the ignore label, images then get the mean pixel.
+    padding = {k: (tf.constant(ignore_label, spec.dtype) if k == 'label'
+                   else tf.zeros([], spec.dtype))
+               for k, spec in dataset.element_spec.items()}
+    dataset = dataset.padded_batch(batch_size, padding_values=padding)
+    if settings.crop_size is None:
+      dataset = dataset.map(
+          lambda b: _fill_batch_padding(b, settings.model_variant))
   dataset = dataset.prefetch(AUTOTUNE)
   options = tf.data.Options()
-  options.deterministic = deterministic
+  options.deterministic = deterministic or not is_training
   # We shard ourselves (input contexts); tf.distribute must not re-shard.
   options.experimental_distribute.auto_shard_policy = (
       tf.data.experimental.AutoShardPolicy.OFF)
@@ -309,7 +392,7 @@ def _read_records(files, settings, is_training, input_context, deterministic,
     dataset = file_ds.interleave(
         read, cycle_length=cycle, block_length=1, num_parallel_calls=AUTOTUNE,
         # Record-level sharding needs the same order in every pipeline.
-        deterministic=deterministic or shard_by_record)
+        deterministic=deterministic or shard_by_record or not is_training)
   else:
     dataset = file_ds.interleave(read, cycle_length=1, block_length=1)
   if shard_by_record:

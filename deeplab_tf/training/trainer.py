@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_tf import checkpoints
+from deeplab_tf.evaluation import watch
 from deeplab_tf.progress import format_duration
 from deeplab_tf.models import build_model
 from deeplab_tf.models import layers as dl_layers
@@ -240,6 +241,13 @@ class Trainer:
     if not self.chief:
       tf.io.gfile.rmtree(self.checkpoint_dir)
 
+  def _mark_done(self):
+    """training_done.json once the schedule's last step is saved (ends eval loops)."""
+    if self.chief and self.step >= self.settings.training_number_of_steps:
+      latest = tf.train.latest_checkpoint(self.settings.train_logdir)
+      if latest:
+        watch.write_training_done(self.settings.train_logdir, self.step, latest)
+
   # --- the loop -------------------------------------------------------------------
   def train(self, max_steps=None, stop_after_seconds=None):
     """Runs until ``training_number_of_steps`` (or ``max_steps`` more steps).
@@ -257,7 +265,10 @@ class Trainer:
       target = min(target, self.step + max_steps)
     if self.step >= target:
       logging.info('Step %d >= %d: nothing to train.', self.step, target)
+      self._mark_done()
       return {}
+    if self.chief:
+      watch.clear_training_done(s.train_logdir)
     dataset = self.strategy.distribute_datasets_from_function(self.dataset_fn)
     iterator = iter(dataset)
     if self._train_fn is None:
@@ -314,6 +325,7 @@ class Trainer:
         self._save(step)
         last_save = now
     self._save(self.step)
+    self._mark_done()
     if s.save_summaries_images and self.chief:
       self._write_image_summaries(writer, next(iter(self.dataset_fn(
           tf.distribute.InputContext()))))
