@@ -44,6 +44,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+import camvid_records  # benchmarks/camvid_records.py (the script's folder)
+
 FLAGS = flags.FLAGS
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -101,9 +103,8 @@ flags.DEFINE_integer('log_steps', 25, 'Progress line every N steps.',
 flags.DEFINE_integer('num_shards', 4, 'Record shards per split.',
                      lower_bound=1)
 
-NUM_CLASSES = 11
-VOID = 11
-IGNORE_LABEL = 255
+NUM_CLASSES = camvid_records.NUM_CLASSES
+IGNORE_LABEL = camvid_records.IGNORE_LABEL
 
 
 def _pair(values, name):
@@ -117,24 +118,7 @@ def _pair(values, name):
   return pair
 
 
-def convert_camvid(camvid_dir, record_dir, max_images=0, num_shards=4):
-  """CamVid train/val lists -> TFRecord shards; returns {split: count}."""
-  from deeplab_tf.data import convert  # pylint: disable=g-import-not-at-top
-  counts = {}
-  for split in ('train', 'val'):
-    samples = convert.read_pair_list(os.path.join(camvid_dir, split + '.txt'),
-                                     camvid_dir)
-    if max_images:
-      samples = samples[:max_images]
-    settings = convert.ConvertSettings(
-        output_dir=record_dir, split_name=split,
-        num_shards=min(num_shards, len(samples)), num_classes=NUM_CLASSES,
-        ignore_label=IGNORE_LABEL, label_remap={VOID: IGNORE_LABEL},
-        log_every=10 ** 6, num_threads=2)
-    summary = convert.write_split(samples, settings)
-    print('  ' + summary.line(), flush=True)
-    counts[split] = summary.num_written
-  return counts
+convert_camvid = camvid_records.convert_camvid
 
 
 def _timed_trainer_class():

@@ -47,18 +47,23 @@ def test_train_speed(tmp_path):
 def test_camvid_from_scratch(tmp_path):
   stdout, records = _run(
       'camvid_from_scratch.py', '--camvid_dir', CAMVID, '--max_images=3',
-      '--steps=2', '--batch_size=2', '--crop_size=65,65', '--log_steps=1',
+      '--budget_minutes=0.4', '--calibration_steps=4', '--batch_size=2',
+      '--crop_size=65,65', '--log_steps=1', '--eval_scales=0.5',
       '--record_dir', str(tmp_path / 'records'),
       '--train_dir', str(tmp_path / 'train'))
   assert 'mIoU' in stdout
   assert len(records) == 1
   record = records[0]
+  assert record['budget_minutes'] == 0.4 and record['planned_steps'] >= 1
+  assert 1 <= record['steps'] <= record['planned_steps']
+  assert record['train_s'] < 0.4 * 60 + 15   # the budget, plus the save
+  assert record['eval_scales'] == [0.5]
   for key in ('steps', 'batch_size', 'crop_size', 'eval_crop_size',
               'num_train_images', 'num_val_images', 'train_s', 'eval_s',
               'wall_s', 'train_images_per_sec', 'steady_images_per_sec',
               'miou', 'pixel_accuracy', 'iou_per_class'):
     assert key in record, key
-  assert record['steps'] == 2 and record['crop_size'] == [65, 65]
+  assert record['crop_size'] == [65, 65]
   assert record['num_train_images'] == 3 and record['num_val_images'] == 3
   assert 0.0 <= record['miou'] <= 1.0
   assert len(record['iou_per_class']) == 11
@@ -66,3 +71,17 @@ def test_camvid_from_scratch(tmp_path):
   # Records and checkpoints went where they were asked to.
   assert any(f.startswith('val-') for f in os.listdir(tmp_path / 'records'))
   assert any(f.startswith('ckpt') for f in os.listdir(tmp_path / 'train'))
+
+
+@pytest.mark.skipif(not os.path.isdir(CAMVID),
+                    reason='../shared/camvid not found beside the repository')
+def test_eval_speed():
+  stdout, records = _run('eval_speed.py', '--camvid_dir', CAMVID,
+                         '--max_images=1', '--modes=single',
+                         '--eval_crop_size=auto')
+  assert 'images/s' in stdout
+  record = records[0]
+  assert record['num_images'] == 1 and record['random_weights']
+  assert record['eval_crop_size'] == 'auto'
+  assert record['single']['images_per_sec'] > 0
+  assert 'multi_scale_flip' not in record
