@@ -47,6 +47,11 @@ setup(
             'deeplab-conformance=deeplab_tf.conformance.__main__:run',
             'deeplab-convert-checkpoint=deeplab_tf.convert_checkpoint:run',
             'deeplab-model-stats=deeplab_tf.model_stats:run',
+            'deeplab-train=deeplab_tf.train:run',
+            'deeplab-recipe=deeplab_tf.recipe:run',
+            'deeplab-eval=deeplab_tf.eval:run',
+            'deeplab-vis=deeplab_tf.vis:run',
+            'deeplab-export=deeplab_tf.export_model:run',
         ],
     },
 )
