@@ -34,6 +34,7 @@ from deeplab_tf import model_flags
 
 FLAGS = flags.FLAGS
 model_flags.define_model_flags(output_stride_default=16)
+model_flags.define_initialization_flags()
 flags.DEFINE_string('checkpoint', None,
                     'Original TF1 checkpoint: a prefix (model.ckpt) or a '
                     'directory with a "checkpoint" file.')
@@ -45,13 +46,6 @@ flags.DEFINE_list('crop_size', None,
                   'kernel and resize sizes depend on it); unset = any size.')
 flags.DEFINE_list('exclude_scopes', [],
                   'Original scopes not to load, e.g. "logits" (comma list).')
-flags.DEFINE_boolean('initialize_last_layer', True,
-                     'Original train.py flag: False excludes the last layers '
-                     '(see --last_layers_contain_logits_only).')
-flags.DEFINE_boolean('last_layers_contain_logits_only', False,
-                     'With --noinitialize_last_layer: only "logits" is the '
-                     'last layer; else also ASPP, image pooling, concat '
-                     'projection and decoder, as the original.')
 flags.DEFINE_boolean('allow_missing', False,
                      'Accept model variables absent from the checkpoint '
                      '(e.g. an ImageNet backbone checkpoint); they keep their '

@@ -42,12 +42,11 @@ from deeplab_tf import model_flags
 FLAGS = flags.FLAGS
 model_flags.define_model_flags(output_stride_default=16)
 model_flags.define_resize_flags()
+model_flags.define_dataset_flags()
+model_flags.define_checkpoint_loop_flags()
 
 flags.DEFINE_string('eval_logdir', None, 'Where to write the event logs and '
                     'the metrics files (required).')
-flags.DEFINE_string('checkpoint_dir', None, 'A train_logdir (its checkpoints, '
-                    'newest first, then each new one), a checkpoint prefix, '
-                    'or an original TF1 model-zoo checkpoint (required).')
 flags.DEFINE_integer('eval_batch_size', 1, 'Images per evaluation batch.')
 flags.DEFINE_list('eval_crop_size', '513,513', 'Crop "height,width" every '
                   'image is padded to (mean pixel; labels with the ignore '
@@ -55,23 +54,7 @@ flags.DEFINE_list('eval_crop_size', '513,513', 'Crop "height,width" every '
                   '(after any resize). "auto": whole images of any size, each '
                   'batch padded to the smallest k * output_stride + 1 that '
                   'holds it.')
-flags.DEFINE_integer('eval_interval_secs', 60 * 5, 'At most one evaluation '
-                     'per this many seconds (continuous mode); also the '
-                     'polling period for new checkpoints.')
-flags.DEFINE_multi_float('eval_scales', [1.0], 'Scales to resize images to for '
-                         'evaluation; several (e.g. 0.5 ... 1.75) average the '
-                         'softmax probabilities as the original multi-scale '
-                         'test.')
-flags.DEFINE_bool('add_flipped_images', False, 'Also evaluate left-right '
-                  'flipped images and average the probabilities.')
-flags.DEFINE_integer('quantize_delay_step', -1, 'Original flag for '
-                     'quantization-aware evaluation; not supported here (must '
-                     'stay < 0). Use deeplab_tf.export_model for int8 TFLite.')
-flags.DEFINE_string('dataset', 'pascal_voc_seg', 'Registered dataset name or '
-                    'the path of a dataset JSON description.')
 flags.DEFINE_string('eval_split', 'val', 'Split to evaluate.')
-flags.DEFINE_string('dataset_dir', None, 'Folder of the TFRecord shards '
-                    '(required).')
 flags.DEFINE_integer('max_number_of_evaluations', 0, 'Stop after this many '
                      'evaluations; 0 loops until told the training is done '
                      '(or forever, as the original, if it never is).')

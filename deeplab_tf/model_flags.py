@@ -99,6 +99,56 @@ def define_resize_flags():
                        'one.')
 
 
+def define_dataset_flags():
+  """dataset / dataset_dir, shared by train, eval and vis (idempotent)."""
+  if 'dataset' in FLAGS:
+    return
+  flags.DEFINE_string('dataset', 'pascal_voc_seg',
+                      'Dataset name (pascal_voc_seg, cityscapes, ade20k, '
+                      'camvid, quickstart) or the path of a custom dataset '
+                      'JSON.')
+  flags.DEFINE_string('dataset_dir', None, 'Folder of the TFRecord shards.')
+
+
+def define_checkpoint_loop_flags():
+  """The original eval.py / vis.py flags of the checkpoint loop and the
+  multi-scale test, shared by eval and vis (idempotent)."""
+  if 'checkpoint_dir' in FLAGS:
+    return
+  flags.DEFINE_string('checkpoint_dir', None,
+                      'A train_logdir (its newest checkpoint, then each new '
+                      'one), a checkpoint prefix, or an original TF1 '
+                      'model-zoo checkpoint (told apart automatically).')
+  flags.DEFINE_integer('eval_interval_secs', 60 * 5,
+                       'Continuous mode: at least this many seconds between '
+                       'two checkpoints; also the polling period.',
+                       lower_bound=0)
+  flags.DEFINE_multi_float('eval_scales', [1.0],
+                           'Input scales, one flag per scale (e.g. 0.5 ... '
+                           '1.75 for the multi-scale test); the softmax '
+                           'probabilities are averaged, as the original.')
+  flags.DEFINE_boolean('add_flipped_images', False,
+                       'Also predict left-right flipped inputs (averaged).')
+  flags.DEFINE_integer('quantize_delay_step', -1,
+                       'Original flag for quantized models; only the default '
+                       '(-1, no quantization) is supported. For int8 use the '
+                       'TFLite export of deeplab_tf.export_model.')
+
+
+def define_initialization_flags():
+  """initialize_last_layer / last_layers_contain_logits_only (train, convert_checkpoint)."""
+  if 'initialize_last_layer' in FLAGS:
+    return
+  flags.DEFINE_boolean('initialize_last_layer', True,
+                       'Restore the last layers from the initial checkpoint; '
+                       'False excludes them (see '
+                       '--last_layers_contain_logits_only).')
+  flags.DEFINE_boolean('last_layers_contain_logits_only', False,
+                       'Last layers = logits only; else also ASPP, image '
+                       'pooling, concat projection and decoder, as the '
+                       'original.')
+
+
 def _pair(value):
   if value is None:
     return None

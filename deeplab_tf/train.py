@@ -28,6 +28,8 @@ from deeplab_tf import model_flags
 FLAGS = flags.FLAGS
 model_flags.define_model_flags(output_stride_default=16)
 model_flags.define_resize_flags()
+model_flags.define_dataset_flags()
+model_flags.define_initialization_flags()
 
 # Distribution.
 flags.DEFINE_enum('strategy', 'default',
@@ -98,20 +100,12 @@ flags.DEFINE_float('top_k_percent_pixels', 1.0,
 flags.DEFINE_string('tf_initial_checkpoint', None,
                     'Initial checkpoint: an original TF1 (model-zoo / '
                     'ImageNet) checkpoint or one of ours.')
-flags.DEFINE_boolean('initialize_last_layer', True,
-                     'Restore the last layers from the initial checkpoint.')
-flags.DEFINE_boolean('last_layers_contain_logits_only', False,
-                     'Last layers = logits only (else also ASPP, decoder).')
 flags.DEFINE_boolean('fine_tune_batch_norm', True,
                      'Train BatchNorm (phase 1, large batches). False keeps '
                      'it frozen in inference mode (phase 2).')
 
 # Data (original train.py / common.py).
-flags.DEFINE_string('dataset', 'pascal_voc_seg',
-                    'Dataset name (pascal_voc_seg, cityscapes, ade20k, camvid, '
-                    'quickstart) or the path of a custom dataset JSON.')
 flags.DEFINE_string('train_split', 'train', 'Split to train on.')
-flags.DEFINE_string('dataset_dir', None, 'Folder of the TFRecord shards.')
 flags.DEFINE_float('min_scale_factor', 0.5, 'Smallest random scale.')
 flags.DEFINE_float('max_scale_factor', 2., 'Largest random scale.')
 flags.DEFINE_float('scale_factor_step_size', 0.25,

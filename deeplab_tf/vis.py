@@ -39,15 +39,13 @@ from deeplab_tf import visualization
 FLAGS = flags.FLAGS
 model_flags.define_model_flags(output_stride_default=16)
 model_flags.define_resize_flags()
+model_flags.define_dataset_flags()
+model_flags.define_checkpoint_loop_flags()
 
 # Folders (original vis.py).
 flags.DEFINE_string('vis_logdir', None,
                     'Where the pictures are written (segmentation_results/ '
                     'and raw_segmentation_results/ inside).')
-flags.DEFINE_string('checkpoint_dir', None,
-                    'Checkpoints to visualise: a train_logdir (each new '
-                    'checkpoint in turn) or one checkpoint prefix; ours or an '
-                    'original TF1 one.')
 
 # Model evaluation (original vis.py).
 flags.DEFINE_integer('vis_batch_size', 1,
@@ -56,30 +54,13 @@ flags.DEFINE_integer('vis_batch_size', 1,
 flags.DEFINE_list('vis_crop_size', '513,513',
                   'Crop "height,width": every image (after the optional '
                   'resize) must fit in it.')
-flags.DEFINE_integer('eval_interval_secs', 60 * 5,
-                     'Continuous mode: at least this many seconds between '
-                     'two checkpoints visualised; also the polling period.',
-                     lower_bound=0)
-flags.DEFINE_multi_float('eval_scales', [1.0],
-                         'Input scales, one flag per scale (e.g. 0.5 ... 1.75 '
-                         'for a multi-scale test); their probabilities are '
-                         'averaged.')
-flags.DEFINE_boolean('add_flipped_images', False,
-                     'Also predict on left-right flipped inputs (averaged).')
-flags.DEFINE_integer('quantize_delay_step', -1,
-                     'Original flag for quantized models; only the default '
-                     '(-1, no quantization) is supported.')
 flags.DEFINE_integer('max_number_of_iterations', 0,
                      'Checkpoints to visualise before stopping; 0 or less '
                      'loops forever, waiting for new checkpoints (as the '
                      'original).')
 
 # Dataset (original vis.py).
-flags.DEFINE_string('dataset', 'pascal_voc_seg',
-                    'Dataset name (pascal_voc_seg, cityscapes, ade20k, camvid, '
-                    'quickstart) or the path of a custom dataset JSON.')
 flags.DEFINE_string('vis_split', 'val', 'Split to visualise.')
-flags.DEFINE_string('dataset_dir', None, 'Folder of the TFRecord shards.')
 
 # Output (original vis.py, then additions).
 flags.DEFINE_enum('colormap_type', 'pascal',
