@@ -66,17 +66,11 @@ flags.DEFINE_integer('log_every_n_images', 100, 'Progress line every N '
 
 def eval_settings_from_flags():
   from deeplab_tf.evaluation.evaluate import EvalSettings  # pylint: disable=g-import-not-at-top
-  crop = FLAGS.eval_crop_size
-  if len(crop) == 1 and crop[0].strip().lower() == 'auto':
-    crop_size = None
-  else:
-    try:
-      crop_size = tuple(int(v) for v in crop)
-    except ValueError:
-      crop_size = ()
-    if len(crop_size) != 2 or min(crop_size) < 1:
-      raise app.UsageError('--eval_crop_size must be "height,width" (positive '
-                           'ints) or "auto"; got %s.' % ','.join(crop))
+  try:
+    crop_size = model_flags.parse_crop_size(FLAGS.eval_crop_size,
+                                            'eval_crop_size')
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   return EvalSettings(split=FLAGS.eval_split, batch_size=FLAGS.eval_batch_size,
                       crop_size=crop_size,
                       eval_scales=tuple(FLAGS.eval_scales),

@@ -149,6 +149,24 @@ def define_initialization_flags():
                        'original.')
 
 
+def parse_crop_size(values, flag_name):
+  """A "height,width" list flag -> (h, w); "auto" -> None (whole images).
+
+  Raises ValueError naming the flag and the value.
+  """
+  values = list(values or [])
+  if len(values) == 1 and values[0].strip().lower() == 'auto':
+    return None
+  try:
+    crop = tuple(int(v) for v in values)
+  except ValueError:
+    crop = ()
+  if len(crop) != 2 or min(crop) < 1:
+    raise ValueError('--%s must be "height,width" (positive ints) or "auto"; '
+                     'got %s.' % (flag_name, ','.join(values)))
+  return crop
+
+
 def _pair(value):
   if value is None:
     return None

@@ -53,7 +53,9 @@ flags.DEFINE_integer('vis_batch_size', 1,
                      'vis_crop_size.', lower_bound=1)
 flags.DEFINE_list('vis_crop_size', '513,513',
                   'Crop "height,width": every image (after the optional '
-                  'resize) must fit in it.')
+                  'resize) must fit in it. "auto": whole images of any '
+                  'size, each batch padded to the smallest k * '
+                  'output_stride + 1 holding it (as eval).')
 flags.DEFINE_integer('max_number_of_iterations', 0,
                      'Checkpoints to visualise before stopping; 0 or less '
                      'loops forever, waiting for new checkpoints (as the '
@@ -114,10 +116,16 @@ def visualize_from_flags():
   if settings.raw_id_table and FLAGS.also_save_raw_predictions:
     logging.info('Cityscapes: raw predictions are mapped from trainIds to '
                  'labelIds.')
+  try:
+    crop_size = model_flags.parse_crop_size(FLAGS.vis_crop_size,
+                                            'vis_crop_size')
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   options = model_flags.model_options_from_flags(
-      crop_size=FLAGS.vis_crop_size, num_classes=descriptor.num_classes)
+      crop_size=crop_size, num_classes=descriptor.num_classes)
   inputs = pipeline.InputSettings(
       crop_size=options.crop_size, model_variant=options.model_variant,
+      pad_multiple=options.output_stride,
       keep_original_image=True, min_resize_value=FLAGS.min_resize_value,
       max_resize_value=FLAGS.max_resize_value,
       resize_factor=FLAGS.resize_factor)

@@ -479,3 +479,27 @@ def test_script_errors_and_help(tiny, tmp_path):
                'overlay_alpha', '[no]save_labels'):
     assert '--' + flag + ':' in text, flag
   assert "default: '513,513'" in text and "default: 'pascal'" in text
+
+
+def test_script_auto_crop_takes_images_a_small_crop_refuses(tiny, tmp_path):
+  """--vis_crop_size=auto: whole images padded to k * 16 + 1, any size."""
+  out = str(tmp_path / 'vis_auto')
+  flags_auto = [f for f in MODEL_FLAGS if not f.startswith('--vis_crop_size')]
+  proc = _run_vis(['--dataset', tiny['json'], '--dataset_dir', tiny['records'],
+                   '--checkpoint_dir', tiny['train_dir'], '--vis_logdir', out,
+                   '--vis_crop_size=auto', '--max_number_of_iterations=1',
+                   '--nosave_overlay', '--nosave_labels'] + flags_auto)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = os.path.join(out, 'segmentation_results')
+  assert len(os.listdir(results)) == 6
+  pascal = V.get_colormap('pascal')[:4]
+  for i, image in enumerate(tiny['images']):
+    prediction = _read_rgb(os.path.join(results, '%06d_prediction.png' % i))
+    assert prediction.shape == image.shape
+    # Every pixel is the colour of one of the 4 classes.
+    match = (prediction[:, :, None, :] == pascal[None, None]).all(-1)
+    assert match.any(-1).all()
+  bad = _run_vis(['--dataset', tiny['json'], '--dataset_dir', tiny['records'],
+                  '--checkpoint_dir', tiny['train_dir'], '--vis_logdir', out,
+                  '--vis_crop_size=65'] + flags_auto)
+  assert bad.returncode != 0 and '"auto"' in bad.stderr
