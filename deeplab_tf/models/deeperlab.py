@@ -1,0 +1,179 @@
+"""DeeperLab single-shot image parser: encoder + ASPP + S2D decoder + five heads.
+
+Yang et al., "DeeperLab: Single-Shot Image Parser" (arXiv:1902.05093).
+
+* Encoder (Sec. 3.1): Xception-71 (accurate) or the Wider MobileNetV2 (fast),
+  at output stride 16, followed by ASPP (DeepLabv3) with separable atrous
+  convs. The Wider MobileNetV2 replaces every 3x3 convolution of MobileNetV2
+  (the first conv and every depthwise conv) by a 5x5 one, which the paper says
+  widens the receptive field to 981 x 981; ``receptive_field`` reproduces that
+  number for the plain network (stride 32).
+* Decoder and heads: ``heads/deeperlab_decoder.py``.
+
+``build_deeperlab(options)`` returns a functional Keras model from float images
+(0..255) to ``{'semantic', 'keypoint_heatmap', 'long_range_offsets',
+'short_range_offsets', 'middle_range_offsets'}`` at stride 4. Offsets are in
+input pixels (dy, dx), so upsampling the outputs keeps them valid.
+
+Example:
+  >>> from deeplab_tf.models.deeperlab import DeeperLabOptions, build_deeperlab
+  >>> m = build_deeperlab(DeeperLabOptions(
+  ...     model_variant='wider_mobilenet_v2', num_classes=5, crop_size=(65, 65),
+  ...     depth_multiplier=0.25))
+  >>> m.output['middle_range_offsets'].shape
+  (None, 17, 17, 32)
+"""
+import dataclasses
+from typing import Optional, Tuple
+
+import keras
+
+from deeplab_tf.data import panoptic_targets
+from deeplab_tf.models import backbones
+from deeplab_tf.models import layers as dl_layers
+from deeplab_tf.models.backbones import mobilenet_v2
+from deeplab_tf.models.builder import LayerBuilder
+from deeplab_tf.models.heads import aspp as aspp_lib
+from deeplab_tf.models.heads import deeperlab_decoder as decoder_lib
+from deeplab_tf.models.options import ModelOptions, OptionsError
+
+XCEPTION_71 = 'xception_71'
+WIDER_MOBILENET_V2 = 'wider_mobilenet_v2'
+# Sec. 3.1: the Wider MobileNetV2 uses 5x5 kernels where MobileNetV2 has 3x3.
+WIDER_KERNEL_SIZE = 5
+
+
+def widen_spec(spec, kernel_size=WIDER_KERNEL_SIZE):
+  """A MobileNet conv_defs spec with every 3x3 kernel replaced (Sec. 3.1)."""
+  return [dataclasses.replace(layer, kernel_size=kernel_size)
+          if layer.kernel_size == 3 else layer for layer in spec]
+
+
+WIDER_V2_SPEC = widen_spec(mobilenet_v2.V2_SPEC)
+
+
+def receptive_field(spec, output_stride=None, final_layer=18):
+  """Receptive field (pixels) of ``layer_<final_layer>`` of a MobileNet spec.
+
+  With atrous convs past ``output_stride`` (None: the plain strided network).
+  The Wider MobileNetV2 gives 981 at stride 32, the paper's number (Sec. 3.1).
+  """
+  field, jump, stride_so_far, rate = 1, 1, 1, 1
+  for layer in spec[:final_layer]:
+    stride = layer.stride
+    if output_stride is not None and stride_so_far >= output_stride and (
+        stride > 1):
+      rate, stride = rate * stride, 1
+    effective = layer.kernel_size + (layer.kernel_size - 1) * (
+        rate - 1 if layer.kernel_size > 1 else 0)
+    field += (effective - 1) * jump
+    jump *= stride
+    stride_so_far *= stride
+  return field
+
+
+def _wider_mobilenet_v2(b, images, output_stride, depth_multiplier=1.0,
+                        divisible_by=None, scope=None, **unused):
+  return mobilenet_v2.mobilenet_base(
+      b, images, WIDER_V2_SPEC, scope or 'MobilenetV2',
+      depth_multiplier=depth_multiplier, output_stride=output_stride,
+      final_endpoint='layer_18', divisible_by=divisible_by)
+
+
+# The MobileNetV2 entry of the registry with the widened spec: same scopes and
+# end points, so MobileNetV2 checkpoints map by name (all but the 5x5 kernels).
+_MOBILENET = backbones.get_backbone('mobilenet_v2')
+WIDER_MOBILENET_V2_BACKBONE = dataclasses.replace(
+    _MOBILENET, name=WIDER_MOBILENET_V2, build=_wider_mobilenet_v2)
+
+ENCODERS = (XCEPTION_71, WIDER_MOBILENET_V2)
+
+
+def get_encoder(model_variant):
+  if model_variant == WIDER_MOBILENET_V2:
+    return WIDER_MOBILENET_V2_BACKBONE
+  if model_variant == XCEPTION_71:
+    return backbones.get_backbone(XCEPTION_71)
+  raise OptionsError('DeeperLab encoders are %s; got model_variant %r.'
+                     % (' and '.join(ENCODERS), model_variant))
+
+
+@dataclasses.dataclass
+class DeeperLabOptions:
+  """Every DeeperLab model choice (paper values as defaults)."""
+  num_classes: int = 66   # Mapillary Vistas, the paper's dataset (Sec. 4).
+  model_variant: str = XCEPTION_71
+  crop_size: Optional[Tuple[int, int]] = None
+  # Sec. 3.1: output stride 16 with ASPP; DeepLabv3's rates at stride 16.
+  output_stride: int = 16
+  atrous_rates: Tuple[int, ...] = (6, 12, 18)
+  depth_multiplier: float = 1.0
+  decoder: decoder_lib.DecoderSettings = dataclasses.field(
+      default_factory=decoder_lib.DecoderSettings)
+  # Sec. 3.2: K = 5 keypoints; the middle-range graph (see panoptic_targets).
+  num_keypoints: int = len(panoptic_targets.KEYPOINT_NAMES)
+  num_edges: int = len(panoptic_targets.DEFAULT_EDGES)
+  batch_norm_decay: float = 0.9997
+  aspp_convs_filters: int = 256
+
+  def __post_init__(self):
+    if self.crop_size is not None:
+      self.crop_size = tuple(int(d) for d in self.crop_size)
+    self.atrous_rates = tuple(int(r) for r in self.atrous_rates)
+    get_encoder(self.model_variant)
+    if self.output_stride != 16:
+      # The S2D / D2S by 4 folds stride 4 into stride 16 exactly.
+      raise OptionsError('DeeperLab fuses stride-4 features into stride 16 by '
+                         'space-to-depth(4): output_stride must be 16, got %r.'
+                         % (self.output_stride,))
+    if self.num_classes < 1:
+      raise OptionsError('num_classes must be >= 1, got %r.'
+                         % (self.num_classes,))
+
+  def model_options(self):
+    """The DeepLab ModelOptions that the ASPP (and backbone options) read."""
+    return ModelOptions(
+        outputs_to_num_classes={'semantic': self.num_classes},
+        crop_size=self.crop_size, atrous_rates=self.atrous_rates,
+        output_stride=self.output_stride, aspp_with_batch_norm=True,
+        aspp_with_separable_conv=True, model_variant='mobilenet_v2'
+        if self.model_variant == WIDER_MOBILENET_V2 else self.model_variant,
+        depth_multiplier=self.depth_multiplier,
+        batch_norm_decay=self.batch_norm_decay,
+        aspp_convs_filters=self.aspp_convs_filters)
+
+  def head_channels(self):
+    return decoder_lib.head_channels(self.num_classes, self.num_keypoints,
+                                     self.num_edges)
+
+
+def deeperlab_heads(b, images, options):
+  """Encoder -> ASPP -> S2D decoder -> {head name: stride-4 output}."""
+  encoder = get_encoder(options.model_variant)
+  model_options = options.model_options()
+  x = dl_layers.NormalizeImage(encoder.preprocess)(images)
+  features, end_points = encoder.build(
+      b, x, options.output_stride, depth_multiplier=options.depth_multiplier,
+      scope=encoder.scope)
+  features = aspp_lib.aspp(b, features, model_options)
+  low_level = end_points[encoder.end_point_key(
+      encoder.decoder_end_points[4][0])]
+  bn = aspp_lib.head_batch_norm(model_options)
+  decoded = decoder_lib.deeperlab_decoder(b, features, low_level,
+                                          options.decoder, bn)
+  return decoder_lib.prediction_heads(b, decoded, options.head_channels(),
+                                      options.decoder, bn)
+
+
+def build_deeperlab(options: DeeperLabOptions, batch_norm_trainable=False,
+                    name=None) -> keras.Model:
+  """The DeeperLab parser as a functional model (see the module docstring)."""
+  b = LayerBuilder(batch_norm_trainable=batch_norm_trainable)
+  shape = (tuple(options.crop_size) if options.crop_size else (None, None))
+  images = keras.Input(shape=shape + (3,), name='images', dtype='float32')
+  outputs = deeperlab_heads(b, images, options)
+  model = keras.Model(images, outputs,
+                      name=name or 'deeperlab_' + options.model_variant)
+  model.deeperlab_options = options
+  model.deeplab_builder = b
+  return model
