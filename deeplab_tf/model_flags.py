@@ -6,6 +6,7 @@ receives a ``ModelOptions`` built by ``model_options_from_flags``.
 """
 from absl import flags
 
+from deeplab_tf.models import options as options_lib
 from deeplab_tf.models.options import ModelOptions
 
 FLAGS = flags.FLAGS
@@ -83,6 +84,15 @@ def define_model_flags(output_stride_default=16):
   flags.DEFINE_float('batch_norm_decay', 0.9997,
                      'BatchNorm decay (moving-average momentum) of the '
                      'ASPP/decoder heads.')
+  # Not an original flag: selects the DeepLab v1 / v2 heads.
+  flags.DEFINE_enum('meta_architecture', options_lib.META_ARCHITECTURE_V3,
+                    list(options_lib.META_ARCHITECTURES),
+                    'Head on the backbone: deeplab_v3 (ASPP, decoder; the '
+                    'original), deeplab_v1_largefov / deeplab_v1_msc_largefov '
+                    '(DeepLab v1, --model_variant=vgg_16), deeplab_v2_aspp '
+                    '(one branch per --atrous_rates, logits summed; on '
+                    'vgg_16 or, with --noaspp_with_batch_norm '
+                    '--logits_kernel_size=3, on resnet_v1_101).')
 
 
 def define_resize_flags():
@@ -208,4 +218,5 @@ def model_options_from_flags(crop_size=None, num_classes=None):
       decoder_output_is_logits=FLAGS.decoder_output_is_logits,
       image_se_uses_qsigmoid=FLAGS.image_se_uses_qsigmoid,
       batch_norm_decay=FLAGS.batch_norm_decay,
-      image_pyramid=FLAGS.image_pyramid)
+      image_pyramid=FLAGS.image_pyramid,
+      meta_architecture=FLAGS.meta_architecture)

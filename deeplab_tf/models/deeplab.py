@@ -7,13 +7,19 @@ paths ``predict_labels`` and ``predict_labels_multi_scale``. Each returns a
 Keras functional model whose layers carry the original variable scopes.
 
 Papers: DeepLabv3 (arXiv:1706.05587), DeepLabv3+ (arXiv:1802.02611); the
-image pyramid and max merge of DeepLabv2 (arXiv:1606.00915, Sec. 3.3).
+image pyramid and max merge of DeepLabv2 (arXiv:1606.00915, Sec. 3.2).
+DeepLab v1 and DeepLab-ASPP on VGG-16 have their own heads
+(``deeplab_v1.py``, ``deeplab_v2.py``), reached from ``get_logits``; the
+rest of this file (image pyramid, predictor) serves them unchanged.
 """
 import keras
 import tensorflow as tf
 
 from deeplab_tf.models import backbones
+from deeplab_tf.models import deeplab_v1
+from deeplab_tf.models import deeplab_v2
 from deeplab_tf.models import layers as dl_layers
+from deeplab_tf.models import options as options_lib
 from deeplab_tf.models import validation
 from deeplab_tf.models.builder import LayerBuilder
 from deeplab_tf.models.heads import aspp as aspp_lib
@@ -22,6 +28,14 @@ from deeplab_tf.models.heads import decoder as decoder_lib
 LOGITS_SCOPE_NAME = 'logits'
 MERGED_LOGITS_SCOPE = 'merged_logits'
 META_ARCHITECTURE_SCOPE = 'meta_architecture'
+
+# meta_architecture -> head on DeepLab's VGG-16 (validation allows VGG-16 with
+# these only). DeepLab-ASPP on other backbones is get_branch_logits below.
+VGG_HEADS = {
+    options_lib.META_ARCHITECTURE_V1_LARGEFOV: deeplab_v1.get_logits,
+    options_lib.META_ARCHITECTURE_V1_MSC_LARGEFOV: deeplab_v1.get_logits,
+    options_lib.META_ARCHITECTURE_V2_ASPP: deeplab_v2.get_logits,
+}
 
 
 def get_extra_layer_scopes(last_layers_contain_logits_only=False):
@@ -67,6 +81,8 @@ def get_branch_logits(b, features, num_classes, options, scope_suffix):
 
 def get_logits(b, images, options):
   """The original ``_get_logits``: {output name: logits at the logits stride}."""
+  if options.model_variant == backbones.VGG_16:
+    return VGG_HEADS[options.meta_architecture](b, images, options)
   features, end_points, backbone = extract_features(b, images, options)
   if options.decoder_output_stride:
     features = decoder_lib.refine_by_decoder(b, features, end_points, backbone,

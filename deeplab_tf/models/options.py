@@ -3,7 +3,9 @@
 Field names and defaults are those of the original ``common.py`` flags and
 ``ModelOptions`` (``research/deeplab/common.py``), so a flagfile written for
 the original code maps one to one. Scripts turn flags into this object; the
-library never reads flags.
+library never reads flags. One addition, ``meta_architecture``, selects the
+DeepLab v1 / v2 heads (``deeplab_v1.py``, ``deeplab_v2.py``); its default
+keeps the original (v3 / v3+) model.
 """
 import dataclasses
 import json
@@ -16,6 +18,22 @@ class OptionsError(ValueError):
 # Original common.py default for --model_variant.
 DEFAULT_MODEL_VARIANT = 'mobilenet_v2'
 
+# Which DeepLab head sits on the backbone:
+#   deeplab_v3: ASPP (+ decoder) of DeepLabv3/v3+ (deeplab.py, heads/); with
+#     aspp_with_batch_norm=False, the original's v2-style summed logits;
+#   deeplab_v1_largefov: DeepLab-LargeFOV on VGG-16 (deeplab_v1.py);
+#   deeplab_v1_msc_largefov: DeepLab-MSc-LargeFOV on VGG-16 (deeplab_v1.py);
+#   deeplab_v2_aspp: DeepLab-ASPP, one branch per atrous rate, logits summed
+#     (deeplab_v2.py): fc6-fc7-fc8 branches on VGG-16, one 3x3 atrous conv per
+#     branch on ResNet-101 (and the other backbones).
+META_ARCHITECTURE_V3 = 'deeplab_v3'
+META_ARCHITECTURE_V1_LARGEFOV = 'deeplab_v1_largefov'
+META_ARCHITECTURE_V1_MSC_LARGEFOV = 'deeplab_v1_msc_largefov'
+META_ARCHITECTURE_V2_ASPP = 'deeplab_v2_aspp'
+META_ARCHITECTURES = (META_ARCHITECTURE_V3, META_ARCHITECTURE_V1_LARGEFOV,
+                      META_ARCHITECTURE_V1_MSC_LARGEFOV,
+                      META_ARCHITECTURE_V2_ASPP)
+
 
 @dataclasses.dataclass
 class ModelOptions:
@@ -25,6 +43,13 @@ class ModelOptions:
   constructor (train.py / eval.py pass their own flag, default 16).
   ``crop_size=None`` builds a model for any input size: image pooling is then a
   global mean and every resize follows the actual feature size.
+
+  ``meta_architecture`` (not an original field; see ``META_ARCHITECTURES``)
+  picks DeepLab v1 / v2 heads. Those read ``model_variant``,
+  ``output_stride``, ``atrous_rates`` (v2 branch rates), ``image_pyramid``,
+  ``merge_method`` and, for v2 on ResNet, ``aspp_with_batch_norm=False`` and
+  ``logits_kernel_size=3``; the ASPP / image pooling / decoder options belong
+  to the v3 head.
   """
   outputs_to_num_classes: Dict[str, int] = dataclasses.field(
       default_factory=lambda: {'semantic': 21})
@@ -57,6 +82,7 @@ class ModelOptions:
   batch_norm_decay: float = 0.9997
   sync_batch_norm_method: str = 'None'
   image_pyramid: Optional[Tuple[float, ...]] = None
+  meta_architecture: str = META_ARCHITECTURE_V3
 
   def __post_init__(self):
     self.crop_size = _tuple_or_none(self.crop_size, int)
@@ -74,6 +100,10 @@ class ModelOptions:
   @property
   def num_classes(self):
     return self.outputs_to_num_classes['semantic']
+
+  @property
+  def is_deeplab_v3(self):
+    return self.meta_architecture == META_ARCHITECTURE_V3
 
   @property
   def logits_output_stride(self):

@@ -5,9 +5,13 @@ ignores an option); here each incompatible combination is refused up front
 with the value received and what is accepted.
 """
 from deeplab_tf.models import backbones
+from deeplab_tf.models import options as options_lib
 from deeplab_tf.models.options import OptionsError
 
 _MERGE_METHODS = ('max', 'avg')
+_V1 = (options_lib.META_ARCHITECTURE_V1_LARGEFOV,
+       options_lib.META_ARCHITECTURE_V1_MSC_LARGEFOV)
+_VGG_META_ARCHITECTURES = _V1 + (options_lib.META_ARCHITECTURE_V2_ASPP,)
 
 
 def validate(options):
@@ -15,6 +19,18 @@ def validate(options):
   os_ = options.output_stride
   if os_ not in (8, 16, 32):
     raise OptionsError('output_stride must be 8, 16 or 32, got %r.' % (os_,))
+  if backbone.output_strides and os_ not in backbone.output_strides:
+    raise OptionsError(
+        'model_variant %r is built at output_stride %s only, got %r.'
+        % (options.model_variant,
+           ' or '.join(str(s) for s in backbone.output_strides), os_))
+  if not options.is_deeplab_v3:
+    _validate_v1_v2(options)
+  elif options.model_variant == backbones.VGG_16:
+    raise OptionsError(
+        "model_variant 'vgg_16' is DeepLab v1/v2's VGG-16; it needs "
+        'meta_architecture %s, got %r.'
+        % (' or '.join(_VGG_META_ARCHITECTURES), options.meta_architecture))
   if options.merge_method not in _MERGE_METHODS:
     raise OptionsError('merge_method must be one of %s, got %r.'
                        % (_MERGE_METHODS, options.merge_method))
@@ -87,3 +103,48 @@ def validate(options):
             'image pooling window from image_pooling_crop_size %r is larger '
             'than the features of crop_size %r at output_stride %d.'
             % (list(pool_crop), list(options.crop_size), os_))
+
+
+def _validate_v1_v2(options):
+  """DeepLab v1 / v2 heads (deeplab_v1.py, deeplab_v2.py)."""
+  meta = options.meta_architecture
+  if meta not in options_lib.META_ARCHITECTURES:
+    raise OptionsError('meta_architecture must be one of %s, got %r.'
+                       % (', '.join(options_lib.META_ARCHITECTURES), meta))
+  if options.decoder_output_stride:
+    raise OptionsError(
+        'meta_architecture %r has no decoder (the decoder is DeepLabv3+); '
+        'got decoder_output_stride=%r.'
+        % (meta, list(options.decoder_output_stride)))
+  vgg = options.model_variant == backbones.VGG_16
+  if meta in _V1:
+    if not vgg:
+      raise OptionsError(
+          "meta_architecture %r is built on VGG-16 (model_variant='vgg_16'), "
+          'got model_variant %r.' % (meta, options.model_variant))
+    if options.atrous_rates is not None:
+      raise OptionsError(
+          'meta_architecture %r has one fc6 at rate 12; got atrous_rates=%r '
+          "(for one branch per rate use 'deeplab_v2_aspp')."
+          % (meta, list(options.atrous_rates)))
+    return
+  # deeplab_v2_aspp
+  if not options.atrous_rates:
+    raise OptionsError(
+        "meta_architecture 'deeplab_v2_aspp' needs atrous_rates, one branch "
+        'per rate: 2,4,8,12 (ASPP-S) or 6,12,18,24 (ASPP-L); got %r.'
+        % (options.atrous_rates,))
+  if vgg:
+    if options.logits_kernel_size != 1:
+      raise OptionsError(
+          "meta_architecture 'deeplab_v2_aspp' on VGG-16 ends each branch "
+          'with a 1x1 fc8; got logits_kernel_size=%d.'
+          % options.logits_kernel_size)
+  elif options.aspp_with_batch_norm or options.logits_kernel_size != 3:
+    raise OptionsError(
+        "meta_architecture 'deeplab_v2_aspp' on %r is one 3x3 atrous conv "
+        'per branch, the v2-style logits of the v3 builder: set '
+        'aspp_with_batch_norm=False and logits_kernel_size=3 (got '
+        'aspp_with_batch_norm=%r, logits_kernel_size=%d).'
+        % (options.model_variant, options.aspp_with_batch_norm,
+           options.logits_kernel_size))

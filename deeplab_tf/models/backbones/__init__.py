@@ -5,6 +5,9 @@ The counterpart of the original ``feature_extractor`` maps (``networks_map``,
 ``mean_pixel``). A backbone builder takes ``(builder, normalised_images,
 output_stride, multi_grid, depth_multiplier, divisible_by, scope)`` and
 returns ``(features, end_points)``.
+
+``vgg_16`` is DeepLab v1/v2's VGG-16 (``vgg16.py``), used only by the v1/v2
+meta-architectures; it is not one of the original ``networks_map`` entries.
 """
 import dataclasses
 from typing import Callable, Dict, Optional, Tuple
@@ -12,11 +15,15 @@ from typing import Callable, Dict, Optional, Tuple
 from deeplab_tf.models.backbones import mobilenet_v2 as _mobilenet_v2
 from deeplab_tf.models.backbones import mobilenet_v3 as _mobilenet_v3
 from deeplab_tf.models.backbones import resnet_v1_beta as _resnet
+from deeplab_tf.models.backbones import vgg16 as _vgg16
 from deeplab_tf.models.backbones import xception as _xception
 from deeplab_tf.models.options import OptionsError
 
 ZERO_MEAN_UNIT_RANGE = 'zero_mean_unit_range'
 SUBTRACT_IMAGENET_MEAN = 'subtract_imagenet_mean'
+# The backbone normalises its input itself (VGG-16: the Caffe mean, in its
+# first layer).
+NO_PREPROCESS = 'none'
 # Original feature_extractor._MEAN_RGB (pad value for mean-subtracting variants).
 MEAN_RGB = (123.15, 115.90, 103.06)
 
@@ -34,6 +41,8 @@ class Backbone:
   end_points_scoped: bool = True
   uses_multi_grid: bool = False
   uses_depth_multiplier: bool = False
+  # The only output strides it can be built at (None: 8, 16 and 32).
+  output_strides: Optional[Tuple[int, ...]] = None
 
   def end_point_key(self, name):
     return '%s/%s' % (self.scope, name) if self.end_points_scoped else name
@@ -125,6 +134,13 @@ register(Backbone('mobilenet_v3_small_seg',
                    16: ('layer_9/depthwise_output',)},
                   end_points_scoped=False, uses_depth_multiplier=True))
 
+# DeepLab v1/v2's VGG-16: Caffe layer names without a network scope, no
+# decoder end points, output stride 8 only (v1 Sec. 3.1).
+VGG_16 = 'vgg_16'
+register(Backbone(VGG_16, _vgg16.vgg_16, '', {}, preprocess=NO_PREPROCESS,
+                  end_points_scoped=False,
+                  output_strides=(_vgg16.OUTPUT_STRIDE,)))
+
 
 def get_backbone(model_variant) -> Backbone:
   if model_variant not in REGISTRY:
@@ -141,4 +157,8 @@ def mean_pixel(model_variant: Optional[str] = None):
   """
   if model_variant is None or model_variant in ('resnet_v1_50', 'resnet_v1_101'):
     return list(MEAN_RGB)
+  if model_variant == VGG_16:
+    # The Caffe crop layer pads with mean_value, which is 0 after the mean
+    # subtraction (as the other variants' pad values).
+    return list(_vgg16.CAFFE_MEAN_RGB)
   return [127.5, 127.5, 127.5]
