@@ -223,8 +223,12 @@ def test_bootstrapped_ce_keeps_exactly_the_k_largest():
   loss, _ = dl.bootstrapped_cross_entropy(logits, labels, weights, 0.15)
   np.testing.assert_allclose(float(loss), (top3.sum() + 2 * top3[-1]) / 3,
                              rtol=1e-6)
-  # Weight on an easy pixel (not selected) changes nothing.
+  # Pixels rank by their unweighted CE (the paper's threshold on p_i): a
+  # weight on the 4th hardest (3 c4 > c3) or the easiest changes nothing.
   weights.reshape(-1)[hardest] = 1.0
+  fourth = np.argsort(ce)[-4]
+  assert 3 * ce[fourth] > top3[0]
+  weights.reshape(-1)[fourth] = 3.0
   weights.reshape(-1)[np.argmin(ce)] = 3.0
   loss, _ = dl.bootstrapped_cross_entropy(logits, labels, weights, 0.15)
   np.testing.assert_allclose(float(loss), top3.mean(), rtol=1e-6)
@@ -377,6 +381,16 @@ def test_majority_vote_and_unreachable_graph():
   peaks = [[], [], [], [], [(1, 1, 1.0)]]
   with pytest.raises(ValueError, match=r'keypoints \[1, 2, 3\] cannot be'):
     inference.group_instances(peaks, np.zeros((3, 3, 2)), settings)
+
+
+def test_upsample_outputs_keeps_offsets_in_pixels():
+  outputs = {'long_range_offsets': tf.fill((1, 5, 5, 10), 7.0),
+             'semantic': tf.reshape(tf.range(25.0), (1, 5, 5, 1))}
+  up = inference.upsample_outputs(outputs, (17, 17))
+  assert up['long_range_offsets'].shape == (1, 17, 17, 10)
+  np.testing.assert_allclose(up['long_range_offsets'], 7.0)
+  # Align corners: the corner values stay where they were.
+  assert up['semantic'][0, 16, 16, 0] == 24.0 and up['semantic'][0, 0, 4, 0] == 1.0
 
 
 # --- benchmark --------------------------------------------------------------

@@ -161,11 +161,9 @@ def fuse(semantic, assignment, thing_classes):
   instance = np.zeros_like(category)
   for j in np.unique(assignment[assignment > 0]):
     mask = assignment == j
-    votes = np.bincount(category[mask])
-    votes = votes[:max(thing_classes) + 1] if len(votes) > max(
-        thing_classes) else votes
-    things = [c for c in thing_classes if c < len(votes)]
-    majority = max(things, key=lambda c: (votes[c], -c))
+    votes = np.bincount(category[mask], minlength=max(thing_classes) + 1)
+    # Ties go to the smaller class id.
+    majority = max(thing_classes, key=lambda c: (votes[c], -c))
     category[mask] = majority
     instance[mask] = j
   return category, instance
