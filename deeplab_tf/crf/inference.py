@@ -25,7 +25,7 @@ labels that its similar pixels currently hold.
 The message is a Gaussian filter of Q minus the pixel's own term. The
 bilateral one (5-D features) runs on the permutohedral lattice
 (permutohedral.py); the smoothness one is an exact separable convolution on
-the pixel grid (taps to 4 standard deviations). Optional normalisations
+the pixel grid (taps to 3 standard deviations). Optional normalisations
 (CRFParams.normalization) reproduce the released code's per-pixel scaling.
 """
 import functools
@@ -37,13 +37,14 @@ import tensorflow as tf
 from deeplab_tf.crf import params as params_lib
 from deeplab_tf.crf import permutohedral
 
-# Taps of the exact smoothness filter reach this many standard deviations:
-# the Gaussian left out beyond is below exp(-8) = 3e-4 of the centre.
-_TRUNCATE_STDS = 4.0
+# Taps of the smoothness filter reach this many standard deviations: what is
+# left out beyond is 2.7e-4 of a 1-D Gaussian's sum (5e-4 in 2-D), and the
+# filter costs 2 * (2 * 3 * std + 1) taps per pixel and class.
+_TRUNCATE_STDS = 3.0
 
 
 def gaussian_taps(std):
-  """1-D Gaussian exp(-k^2 / (2 std^2)) for k = -r..r, r = ceil(4 std).
+  """1-D Gaussian exp(-k^2 / (2 std^2)) for k = -r..r, r = ceil(3 std).
 
   Args:
     std: positive standard deviation in pixels.
@@ -79,7 +80,7 @@ def _filter_columns(values, taps):
 def smoothness_filter(values, std):
   """sum_j exp(-|p_i - p_j|^2 / (2 std^2)) values_j over the pixel grid.
 
-  Exact up to the truncation at 4 standard deviations; j = i included.
+  Exact up to the truncation at 3 standard deviations; j = i included.
 
   Args:
     values: float32 [H, W, C].

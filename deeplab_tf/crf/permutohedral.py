@@ -24,8 +24,13 @@ py_function), so it runs inside tf.function, on GPU and in a SavedModel.
 
 The lattice is an approximation: its effective kernel is close to, but not
 exactly, a unit Gaussian, and it varies a little with where a point sits in
-its simplex. ``_AMPLITUDE`` rescales the output so that it estimates the
-direct Gaussian sum (see ``lattice_amplitude``).
+its simplex. ``lattice_amplitude`` rescales the output so that it estimates
+the direct Gaussian sum for densely sampled features; where the points are
+sparse (colour stds of a few levels on natural images), vertices that no
+point touched drop part of the blur, and the raw sums come out ~10-15% low
+(median, 321x481 CamVid, bi_xy_std 67, bi_rgb_std 3). Normalised messages
+(sum / filtered ones) cancel most of it: median error 0.13%, 95th percentile
+1.6% against the direct sums there.
 """
 import collections
 import math
@@ -185,15 +190,18 @@ def _corner_keys(origin_quotient, rank, radix, radix_t, low, dim):
   Row t holds corner t of every point (all with remainder t).
   """
   d1 = dim + 1
-  base = tf.reduce_sum(
-      tf.cast(origin_quotient - low, tf.int64) * radix[None, :], axis=1)
-  # by_rank[n, r] = radix of the coordinate that has rank r at point n.
-  by_rank = tf.gather(radix, tf.argsort(rank, axis=1, stable=True))
-  # wrapped[n, t] = sum of by_rank[n, r] for r > d - t (the t last ranks).
-  tail = tf.cumsum(by_rank, axis=1, reverse=True)
-  wrapped = tf.concat([tf.zeros_like(tail[:, :1]), tail[:, :0:-1]], axis=1)
+  # Integer work in [d+1, N] layout: reductions and scans over d+1 rows of
+  # length N vectorise, over N rows of length d+1 they do not.
+  quotient = tf.transpose(tf.cast(origin_quotient - low, tf.int64))
+  base = tf.math.add_n([quotient[k] * radix[k] for k in range(dim)])
+  # by_rank[r, n] = radix of the coordinate that has rank r at point n.
+  by_rank = tf.transpose(tf.gather(radix, tf.argsort(rank, axis=1,
+                                                     stable=True)))
+  # wrapped[t] = sum of by_rank[r] for r > d - t (the t last ranks).
+  tail = tf.cumsum(by_rank, axis=0, reverse=True)
+  wrapped = tf.concat([tf.zeros_like(tail[:1]), tail[:0:-1]], axis=0)
   t = tf.range(d1, dtype=tf.int64)[:, None]
-  return base[None, :] + t * radix_t - tf.transpose(wrapped)
+  return base[None, :] + t * radix_t - wrapped
 
 
 def _number_vertices(corner_keys, dim):
