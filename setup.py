@@ -41,6 +41,9 @@ setup(
         # Only datasets/build_voc2012_data.py --sbd_dir (SBD train_aug) reads
         # MATLAB .mat files; nothing else needs scipy.
         'sbd': ['scipy'],
+        # Only the CRF comparison tests and benchmarks/crf_speed.py use it as
+        # a reference; deeplab_tf.crf itself is TensorFlow only.
+        'crf_reference': ['pydensecrf2'],
     },
     entry_points={
         'console_scripts': [

@@ -44,6 +44,7 @@ model_flags.define_model_flags(output_stride_default=16)
 model_flags.define_resize_flags()
 model_flags.define_dataset_flags()
 model_flags.define_checkpoint_loop_flags()
+model_flags.define_crf_flags()
 
 flags.DEFINE_string('eval_logdir', None, 'Where to write the event logs and '
                     'the metrics files (required).')
@@ -77,7 +78,8 @@ def eval_settings_from_flags():
                       add_flipped_images=FLAGS.add_flipped_images,
                       min_resize_value=FLAGS.min_resize_value,
                       max_resize_value=FLAGS.max_resize_value,
-                      resize_factor=FLAGS.resize_factor)
+                      resize_factor=FLAGS.resize_factor,
+                      crf=model_flags.crf_params_from_flags())
 
 
 def _progress_logger(every):
@@ -117,7 +119,8 @@ def evaluate_from_flags():
                settings.split, evaluator.num_images, options.model_variant,
                'auto' if settings.crop_size is None else settings.crop_size,
                list(settings.eval_scales),
-               ' + flip' if settings.add_flipped_images else '')
+               (' + flip' if settings.add_flipped_images else '') +
+               (' + CRF %s' % (settings.crf,) if settings.crf else ''))
   tf.io.gfile.makedirs(FLAGS.eval_logdir)
   writer = tf.summary.create_file_writer(FLAGS.eval_logdir)
   results = []

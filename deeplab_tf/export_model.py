@@ -58,6 +58,7 @@ FORMATS = ('saved_model', 'tflite', 'keras')
 
 model_flags.define_model_flags(output_stride_default=8)
 model_flags.define_resize_flags()
+model_flags.define_crf_flags()
 flags.DEFINE_string('checkpoint_path', None,
                     'Checkpoint to export: one of ours (train_logdir or a '
                     'ckpt-N prefix) or an original TF1 / model-zoo checkpoint '
@@ -167,7 +168,8 @@ def _settings():
       # 0 and None both mean "no resize", as the original's truthiness test.
       min_resize_value=FLAGS.min_resize_value or None,
       max_resize_value=FLAGS.max_resize_value or None,
-      resize_factor=FLAGS.resize_factor or None)
+      resize_factor=FLAGS.resize_factor or None,
+      crf=model_flags.crf_params_from_flags())
 
 
 def _calibration_images(options, settings):

@@ -159,6 +159,43 @@ def define_initialization_flags():
                        'original.')
 
 
+def define_crf_flags():
+  """The fully connected CRF of DeepLab v1/v2 as a post-processing step (idempotent)."""
+  if 'crf' in FLAGS:
+    return
+  flags.DEFINE_boolean('crf', False, 'Refine the softmax probabilities with '
+                       'the fully connected CRF (DeepLab v1/v2) before the '
+                       'argmax.')
+  flags.DEFINE_string('crf_preset', 'deeplab_v2_resnet101_voc', 'Published '
+                      'CRF settings to start from (deeplab_tf.crf.PRESETS: '
+                      'deeplab_v2_resnet101_voc, deeplab_v2_vgg16_voc, '
+                      'deeplab_v1_largefov_voc); the --crf_* flags override '
+                      'single values.')
+  flags.DEFINE_float('crf_bi_w', None, 'Appearance kernel weight w1.')
+  flags.DEFINE_float('crf_bi_xy_std', None, 'Appearance kernel position std '
+                     '(sigma_alpha, pixels).')
+  flags.DEFINE_float('crf_bi_rgb_std', None, 'Appearance kernel colour std '
+                     '(sigma_beta).')
+  flags.DEFINE_float('crf_pos_w', None, 'Smoothness kernel weight w2.')
+  flags.DEFINE_float('crf_pos_xy_std', None, 'Smoothness kernel position '
+                     'std (sigma_gamma, pixels).')
+  flags.DEFINE_integer('crf_num_iterations', None, 'Mean-field iterations '
+                       '(preset: 10).')
+
+
+def crf_params_from_flags():
+  """CRFParams from the --crf* flags, or None without --crf."""
+  if not FLAGS.crf:
+    return None
+  from deeplab_tf import crf  # pylint: disable=g-import-not-at-top
+  return crf.get_params(FLAGS.crf_preset, bi_w=FLAGS.crf_bi_w,
+                        bi_xy_std=FLAGS.crf_bi_xy_std,
+                        bi_rgb_std=FLAGS.crf_bi_rgb_std,
+                        pos_w=FLAGS.crf_pos_w,
+                        pos_xy_std=FLAGS.crf_pos_xy_std,
+                        num_iterations=FLAGS.crf_num_iterations)
+
+
 def parse_crop_size(values, flag_name):
   """A "height,width" list flag -> (h, w); "auto" -> None (whole images).
 

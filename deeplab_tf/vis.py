@@ -41,6 +41,7 @@ model_flags.define_model_flags(output_stride_default=16)
 model_flags.define_resize_flags()
 model_flags.define_dataset_flags()
 model_flags.define_checkpoint_loop_flags()
+model_flags.define_crf_flags()
 
 # Folders (original vis.py).
 flags.DEFINE_string('vis_logdir', None,
@@ -136,7 +137,8 @@ def visualize_from_flags():
       batch_size=FLAGS.vis_batch_size, is_training=False)
   predictor = build_predictor(options, eval_scales=FLAGS.eval_scales,
                               add_flipped_images=FLAGS.add_flipped_images)
-  predict_fn = vis_lib.make_predict_fn(predictor)
+  predict_fn = vis_lib.make_predict_fn(predictor,
+                                       model_flags.crf_params_from_flags())
   total = count_records(FLAGS.dataset_dir, FLAGS.vis_split)
   logging.info('Visualising split %r of %s (%d images) into %s',
                FLAGS.vis_split, descriptor.name, total, FLAGS.vis_logdir)

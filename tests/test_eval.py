@@ -390,3 +390,30 @@ def test_eval_script_end_to_end(tmp_path, tiny):
                    str(tmp_path / 'e4'), '--eval_crop_size=65',
                    *model_args)
   assert proc.returncode != 0 and 'auto' in proc.stderr
+
+
+def test_evaluation_with_the_dense_crf(tiny):
+  from deeplab_tf import crf
+  params = crf.get_params('deeplab_v2_resnet101_voc', num_iterations=3)
+  settings = EvalSettings(crop_size=(65, 65), crf=params)
+  assert settings.tag == 'miou_1.0_crf'
+  result = Evaluator(tiny['options'], settings, _descriptor(3),
+                     tiny['records']).evaluate(tiny['checkpoint'])
+  predictor = build_predictor(tiny['options'])
+  checkpoints.restore_model(predictor, tiny['checkpoint'])
+  mean = np.array(preprocess.mean_pixel('mobilenet_v2'), np.float32)
+  predictions, plain = [], []
+  for image in _images(tiny['records']):
+    h, w = image.shape[:2]
+    padded = np.tile(mean, (65, 65, 1))
+    padded[:h, :w] = image
+    out = predictor(padded[np.newaxis])
+    refined = crf.dense_crf_tf(np.round(padded).astype(np.uint8),
+                               out['semantic_prob'][0], params)
+    predictions.append(np.argmax(refined.numpy(), -1)[:h, :w])
+    plain.append(out['semantic'].numpy()[0, :h, :w])
+  np.testing.assert_array_equal(
+      result.confusion_matrix,
+      _numpy_confusion(tiny['labels'], predictions, NUM_CLASSES))
+  # The CRF changed something (else this test would not test it).
+  assert any((p != q).any() for p, q in zip(predictions, plain))

@@ -592,3 +592,25 @@ def test_export_latency_benchmark_smoke():
   assert record['variant'] == 'mobilenet_v2' and record['size'] == 33
   assert record['saved_model_ms'] > 0 and record['saved_model_folded_ms'] > 0
   assert 'ms' in proc.stdout
+
+
+def test_serving_with_the_dense_crf(zoo_checkpoint):
+  """--crf: the CRF runs in the serving graph on the padded batch, then crop."""
+  from deeplab_tf import crf
+  params = crf.get_params('deeplab_v2_resnet101_voc', num_iterations=3)
+  crop = serving_model_options(OPTIONS, CROP).crop_size
+  predictor, _ = build_and_restore(PredictorSpec(OPTIONS), zoo_checkpoint, crop)
+  module = ServingModule(predictor, ServingSettings(CROP, crf=params))
+  image = _blocks(np.random.default_rng(5), 37, 53)
+  out = module.serve(tf.constant(image[np.newaxis]))
+  # By hand: pad with the mean pixel, predict, CRF, crop.
+  padded = np.full(CROP + (3,), 127.5, np.float32)
+  padded[:37, :53] = image
+  probs = predictor(padded[np.newaxis], training=False)['semantic_prob']
+  refined = crf.refine_batch(tf.constant(padded[np.newaxis]), probs, params)
+  np.testing.assert_allclose(out['semantic_probabilities'][0],
+                             refined.numpy()[0, :37, :53], atol=1e-5)
+  np.testing.assert_array_equal(out['semantic'].numpy()[0],
+                                np.argmax(refined.numpy()[0, :37, :53], -1))
+  plain = np.argmax(probs.numpy()[0, :37, :53], -1)
+  assert (plain != out['semantic'].numpy()[0]).any()   # the CRF acted

@@ -69,12 +69,13 @@ def test_help_lists_the_original_flags(module):
   assert proc.returncode in (0, 1) and 'Traceback' not in text, text[-2000:]
   expected = {'deeplab_tf.eval': ['--eval_logdir', '--checkpoint_dir',
                                   '--eval_crop_size', '--eval_scales',
-                                  '--max_number_of_evaluations'],
+                                  '--max_number_of_evaluations', '--crf',
+                                  '--crf_preset'],
               'deeplab_tf.vis': ['--vis_logdir', '--vis_crop_size',
                                  '--colormap_type',
-                                 '--also_save_raw_predictions'],
+                                 '--also_save_raw_predictions', '--crf'],
               'deeplab_tf.export_model': ['--checkpoint_path',
                                           '--export_path',
-                                          '--inference_scales']}[module]
+                                          '--inference_scales', '--crf']}[module]
   for flag in expected:
     assert flag in text, (module, flag)

@@ -10,11 +10,12 @@ lattice filter.
 """
 from deeplab_tf.crf.inference import dense_crf
 from deeplab_tf.crf.inference import dense_crf_tf
+from deeplab_tf.crf.inference import refine_batch
 from deeplab_tf.crf.params import CRFParams
 from deeplab_tf.crf.params import get_params
 from deeplab_tf.crf.params import NORMALIZATIONS
 from deeplab_tf.crf.params import PRESETS
 from deeplab_tf.crf.reference import brute_force_crf
 
-__all__ = ['dense_crf', 'dense_crf_tf', 'CRFParams', 'get_params',
+__all__ = ['dense_crf', 'dense_crf_tf', 'refine_batch', 'CRFParams', 'get_params',
            'NORMALIZATIONS', 'PRESETS', 'brute_force_crf']

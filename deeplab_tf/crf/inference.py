@@ -357,3 +357,16 @@ def dense_crf(image, probabilities, num_iterations=None, bi_w=None,
       *[tf.constant(v, tf.float32) for v in (
           params.bi_w, params.bi_xy_std, params.bi_rgb_std, params.pos_w)])
   return refined.numpy()
+
+
+def refine_batch(images, probabilities, params):
+  """CRF on a batch of model inputs: float [B, H, W, 3] 0..255 -> refined probabilities.
+
+  The predictors take float images (raw 0..255, padded with the mean pixel);
+  the CRF's appearance kernel wants uint8 RGB, so pixels are rounded and
+  clipped first. Eval, vis and export call this on the padded batch: the
+  padding (mean colour, ignore label) only touches pixels that are not
+  scored or are cropped away afterwards.
+  """
+  pixels = tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
+  return dense_crf_tf(pixels, tf.cast(probabilities, tf.float32), params)

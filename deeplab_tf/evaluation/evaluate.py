@@ -42,6 +42,9 @@ class EvalSettings:
   min_resize_value: Optional[int] = None
   max_resize_value: Optional[int] = None
   resize_factor: Optional[int] = None
+  # A deeplab_tf.crf.CRFParams: refine the probabilities with the dense CRF
+  # (DeepLab v1/v2) before the argmax; None: no CRF.
+  crf: Optional[object] = None
 
   def __post_init__(self):
     if self.crop_size is not None:
@@ -59,7 +62,8 @@ class EvalSettings:
   def tag(self):
     """The original summary tag: ``miou_<scale>..[_flipped]``."""
     tag = 'miou' + ''.join('_' + str(s) for s in self.eval_scales)
-    return tag + ('_flipped' if self.add_flipped_images else '')
+    tag += '_flipped' if self.add_flipped_images else ''
+    return tag + ('_crf' if self.crf is not None else '')
 
 
 @dataclasses.dataclass
@@ -121,6 +125,19 @@ class EvalResult:
             'confusion_matrix': m.tolist()}
 
 
+def predict_labels_fn(predictor, crf_params=None):
+  """images -> labels: the predictor's argmax, or the argmax after the dense CRF."""
+  if crf_params is None:
+    return lambda images: predictor(images, training=False)['semantic']
+  from deeplab_tf import crf  # pylint: disable=g-import-not-at-top
+
+  def predict(images):
+    probabilities = predictor(images, training=False)['semantic_prob']
+    refined = crf.refine_batch(images, probabilities, crf_params)
+    return tf.argmax(refined, axis=-1)
+  return predict
+
+
 def count_records(record_dir, split):
   """Number of records of a split (reads the shards once; no decoding)."""
   files = pipeline.list_shards(record_dir, split)
@@ -171,7 +188,7 @@ class Evaluator:
         [None] + (list(settings.crop_size) if settings.crop_size
                   else [None, None]) + [3], tf.float32)]
     self._predict = tf.function(
-        lambda x: self.predictor(x, training=False)['semantic'],
+        predict_labels_fn(self.predictor, settings.crf),
         input_signature=signature)
 
   def dataset(self):

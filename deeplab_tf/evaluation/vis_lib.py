@@ -325,12 +325,14 @@ def batch_samples(batch, predictions,
 # The loop.
 # ---------------------------------------------------------------------------
 
-def make_predict_fn(predictor):
-  """images [B, H, W, 3] float32 -> int labels [B, H, W] (a tf.function)."""
-  @tf.function(reduce_retracing=True)
-  def predict(images):
-    return predictor(images, training=False)['semantic']
-  return predict
+def make_predict_fn(predictor, crf_params=None):
+  """images [B, H, W, 3] float32 -> int labels [B, H, W] (a tf.function).
+
+  With ``crf_params`` the probabilities go through the dense CRF first.
+  """
+  from deeplab_tf.evaluation.evaluate import predict_labels_fn  # pylint: disable=g-import-not-at-top
+  return tf.function(predict_labels_fn(predictor, crf_params),
+                     reduce_retracing=True)
 
 
 def progress_line(done, total, elapsed):

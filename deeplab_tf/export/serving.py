@@ -69,6 +69,9 @@ class ServingSettings:
   min_resize_value: Optional[int] = None
   max_resize_value: Optional[int] = None
   resize_factor: Optional[int] = None
+  # deeplab_tf.crf.CRFParams: the dense CRF (DeepLab v1/v2) on the padded
+  # batch inside the graph; None: no CRF.
+  crf: Optional[object] = None
 
   def __post_init__(self):
     crop = tuple(self.crop_size) if self.crop_size is not None else ()
@@ -340,9 +343,14 @@ class ServingModule(tf.Module):
     padded, resized_size = preprocess_images(images, self._options,
                                              self._settings, self._fixed_crop)
     outputs = self.predictor(padded, training=False)
-    labels, probabilities = postprocess(outputs['semantic'],
-                                        outputs['semantic_prob'],
-                                        resized_size, image_size)
+    labels, probabilities = outputs['semantic'], outputs['semantic_prob']
+    if self._settings.crf is not None:
+      from deeplab_tf import crf  # pylint: disable=g-import-not-at-top
+      probabilities = crf.refine_batch(padded, probabilities,
+                                       self._settings.crf)
+      labels = tf.argmax(probabilities, axis=-1)
+    labels, probabilities = postprocess(labels, probabilities, resized_size,
+                                        image_size)
     return {LABELS_KEY: labels, PROBABILITIES_KEY: probabilities}
 
   def _serve(self, image):
