@@ -396,13 +396,21 @@ def test_upsample_outputs_keeps_offsets_in_pixels():
 # --- benchmark --------------------------------------------------------------
 
 def test_speed_benchmark_smoke():
-  import importlib.util  # pylint: disable=g-import-not-at-top
+  """The benchmark runs end to end at a tiny size (a subprocess: it defines
+  absl flags that other scripts' tests also define)."""
+  import json  # pylint: disable=g-import-not-at-top
   import os  # pylint: disable=g-import-not-at-top
-  path = os.path.join(os.path.dirname(os.path.dirname(__file__)),
-                      'benchmarks', 'deeperlab_speed.py')
-  spec = importlib.util.spec_from_file_location('deeperlab_speed', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  assert module.parse_sizes(['1441:2', '65']) == [(1441, 2), (65, 1)]
-  results = module.measure([(65, 1)], depth_multiplier=0.25, num_classes=3)
-  assert results[65]['fps'] > 0 and results[65]['output_size'] == [17, 17]
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run(
+      [sys.executable, os.path.join(repo, 'benchmarks', 'deeperlab_speed.py'),
+       '--sizes=65', '--depth_multiplier=0.25', '--num_classes=3'],
+      cwd=repo, capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  record = json.loads([l for l in proc.stdout.splitlines()
+                       if l.startswith('{')][-1])
+  text = json.dumps(record)
+  assert '65' in text and 'fps' in text, text
+  assert 'heads at [17, 17]' in proc.stdout, proc.stdout
