@@ -6,6 +6,10 @@ import sys
 
 import pytest
 
+# Benchmarks end to end at toy sizes: minutes in all, run by .ci/run after
+# the default suite (python -m pytest -m slow).
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAMVID = os.path.join(os.path.dirname(REPO), 'shared', 'camvid')
 

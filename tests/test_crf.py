@@ -368,6 +368,7 @@ def _run(args, timeout=240):
   return proc.stdout
 
 
+@pytest.mark.slow
 def test_benchmark_smoke():
   stdout = _run([os.path.join('benchmarks', 'crf_speed.py'), '--height=24',
                  '--width=32', '--num_classes=3', '--num_iterations=2',

@@ -395,6 +395,7 @@ def test_upsample_outputs_keeps_offsets_in_pixels():
 
 # --- benchmark --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_speed_benchmark_smoke():
   """The benchmark runs end to end at a tiny size (a subprocess: it defines
   absl flags that other scripts' tests also define)."""

@@ -575,6 +575,7 @@ def test_help_documents_every_flag():
   assert default_of('inference_scales') == '[1.0]'
 
 
+@pytest.mark.slow
 def test_export_latency_benchmark_smoke():
   proc = subprocess.run(
       [sys.executable, os.path.join(REPO, 'benchmarks', 'export_latency.py'),

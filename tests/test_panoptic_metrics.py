@@ -810,6 +810,7 @@ def test_coco_format_main_flags_and_errors(tmp_path, capsys):
 # Benchmark smoke test.
 
 
+@pytest.mark.slow
 def test_benchmark_smoke():
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   proc = subprocess.run(

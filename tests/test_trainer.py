@@ -157,6 +157,7 @@ def test_nan_loss_stops_with_step_and_last_checkpoint(tmp_path):
     bad.train()
 
 
+@pytest.mark.slow
 def test_xla_train_step(tmp_path):
   """jit_compile compiles the replica step (the iterator read stays outside XLA)."""
   trainer = Trainer(OPTIONS, _settings(tmp_path, 1, jit_compile=True),
