@@ -85,6 +85,7 @@ def _assert_same(a, b, atol):
     np.testing.assert_allclose(x, y, rtol=0, atol=atol, err_msg='weight %d' % i)
 
 
+@pytest.mark.slow
 def test_two_workers_agree_match_one_device_and_only_chief_writes(tmp_path):
   keras.utils.set_random_seed(0)  # a fixed initial model
   init = tmp_path / 'init' / 'model.ckpt'

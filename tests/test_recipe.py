@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from deeplab_tf.data import quickstart
@@ -19,6 +20,7 @@ def test_phase_commands_chain_the_phases():
   assert p2.index('--dataset_dir=d') < p2.index('--train_logdir=/runs/x/phase2')
 
 
+@pytest.mark.slow
 def test_two_phases_run_and_phase2_starts_from_phase1(tmp_path):
   records = str(tmp_path / 'records')
   quickstart.write_quickstart(records, num_train=16, num_val=4)

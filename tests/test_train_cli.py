@@ -40,6 +40,7 @@ def test_help_lists_the_original_flags():
     assert '--' + flag in text, flag
 
 
+@pytest.mark.slow
 def test_kill_and_resume(records, tmp_path):
   logdir = str(tmp_path / 'train')
   proc = subprocess.Popen(_command(records, logdir, 200), stdout=subprocess.PIPE,

@@ -113,6 +113,7 @@ def test_frozen_batch_norm_phase(tmp_path):
       np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_two_replicas_match_one_device(tmp_path):
   """MirroredStrategy on 2 logical CPUs == one device on the same global batch."""
   init = tmp_path / 'init' / 'model.ckpt'
