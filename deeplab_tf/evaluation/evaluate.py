@@ -178,8 +178,7 @@ class Evaluator:
         max_resize_value=settings.max_resize_value,
         resize_factor=settings.resize_factor,
         pad_multiple=options.output_stride)
-    # Fails early (clear message) on a missing split / empty shards.
-    pipeline.list_shards(record_dir, settings.split)
+    # Fails early (list_shards' clear message) on missing / empty shards.
     self.num_images = count_records(record_dir, settings.split)
     self.predictor = build_predictor(
         self.options, eval_scales=settings.eval_scales,
