@@ -503,3 +503,45 @@ def test_script_auto_crop_takes_images_a_small_crop_refuses(tiny, tmp_path):
                   '--checkpoint_dir', tiny['train_dir'], '--vis_logdir', out,
                   '--vis_crop_size=65'] + flags_auto)
   assert bad.returncode != 0 and '"auto"' in bad.stderr
+
+
+def test_colorize_panoptic_instances_share_class_hue_and_differ():
+  category = np.zeros((6, 8), np.int32)
+  instance = np.zeros((6, 8), np.int32)
+  category[:, 4:] = 15          # person (VOC) on the right half
+  instance[:3, 4:] = 1
+  instance[3:, 4:] = 2
+  category[0, 0] = 255          # ignore
+  pic = V.colorize_panoptic(category, instance, 'pascal', boundaries=False)
+  person = V.get_colormap('pascal')[15].astype(int)
+  a, b = pic[0, 5].astype(int), pic[5, 5].astype(int)
+  assert not np.array_equal(a, b)
+  assert np.abs(a - person).max() <= V.PANOPTIC_JITTER
+  assert np.abs(b - person).max() <= V.PANOPTIC_JITTER
+  # Stuff keeps the class colour, ignore is black.
+  np.testing.assert_array_equal(pic[3, 1], V.get_colormap('pascal')[0])
+  np.testing.assert_array_equal(pic[0, 0], [0, 0, 0])
+  # Same instance, same colour, in any call (deterministic).
+  again = V.colorize_panoptic(category, instance, 'pascal', boundaries=False)
+  np.testing.assert_array_equal(pic, again)
+  flat = V.colorize_panoptic(category, instance, 'pascal', jitter=0,
+                             boundaries=False)
+  np.testing.assert_array_equal(flat[0, 5], person)
+
+
+def test_colorize_panoptic_boundaries_and_split():
+  panoptic = np.array([[15001, 15001, 15002, 15002],
+                       [15001, 15001, 15002, 15002],
+                       [0, 0, 0, 0]])
+  category, instance = V.split_panoptic(panoptic, 1000)
+  np.testing.assert_array_equal(category[0], [15, 15, 15, 15])
+  np.testing.assert_array_equal(instance[0], [1, 1, 2, 2])
+  edges = V.segment_boundaries(category * 10 + instance)
+  np.testing.assert_array_equal(edges, [[0, 1, 1, 0], [1, 1, 1, 1],
+                                        [1, 1, 1, 1]])
+  pic = V.colorize_panoptic(category, instance)
+  np.testing.assert_array_equal(pic[0, 1], V.BOUNDARY_COLOUR)
+  inner = V.colorize_panoptic(category, instance, boundaries=False)
+  np.testing.assert_array_equal(pic[0, 0], inner[0, 0])
+  with pytest.raises(ValueError, match='same'):
+    V.colorize_panoptic(category, instance[:2])
