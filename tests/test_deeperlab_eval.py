@@ -1,0 +1,133 @@
+"""DeeperLab evaluation: parse + PQ / PC / mIoU over batches."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deeplab_tf.data import panoptic_targets as pt
+from deeplab_tf.evaluation import deeperlab_eval
+from deeplab_tf.evaluation import deeperlab_inference as inference
+from deeplab_tf.models import deeperlab
+
+
+def _scene():
+  """41x41: stuff 0 and 2, things 1 (two instances) and 3, an ignored patch."""
+  category = np.zeros((41, 41), np.int32)
+  instance = np.zeros((41, 41), np.int32)
+  category[34:, :] = 2
+  category[4:13, 4:15] = 1
+  instance[4:13, 4:15] = 1
+  category[18:27, 22:35] = 3
+  instance[18:27, 22:35] = 1
+  category[24:31, 3:12] = 1
+  instance[24:31, 3:12] = 2
+  category[0:2, 30:40] = 255
+  return category, instance
+
+
+def _perfect_outputs(category, instance, num_classes, settings):
+  targets = pt.panoptic_targets(category, instance, settings)
+  semantic = np.where(targets['semantic'] == 255, 0, targets['semantic'])
+  return {
+      'semantic': np.eye(num_classes)[semantic] * 10.0,
+      'keypoint_heatmap': (targets['keypoint_heatmap'] * 2.0 - 1.0) * 10.0,
+      'long_range_offsets': targets['long_range_offsets'],
+      'short_range_offsets': targets['short_range_offsets'],
+      'middle_range_offsets': targets['middle_range_offsets']}
+
+
+class _OracleModel:
+  """Returns fixed per-image head outputs, whatever the images (batch of 2)."""
+
+  def __init__(self, outputs_per_image):
+    self.outputs = {k: tf.constant(np.stack([o[k] for o in outputs_per_image]),
+                                   tf.float32)
+                    for k in outputs_per_image[0]}
+
+  def __call__(self, images, training=False):
+    del images, training
+    return self.outputs
+
+
+def _settings(**kwargs):
+  return deeperlab_eval.PanopticEvalSettings(
+      num_classes=4, thing_classes=(1, 3),
+      inference=inference.InferenceSettings(thing_classes=(1, 3), radius=3.0),
+      **kwargs)
+
+
+def test_perfect_outputs_give_pq_pc_miou_of_one():
+  category, instance = _scene()
+  target_settings = pt.PanopticTargetSettings(thing_classes=(1, 3), radius=3.0)
+  flipped = (category[:, ::-1].copy(), instance[:, ::-1].copy())
+  outputs = [_perfect_outputs(c, i, 4, target_settings)
+             for c, i in ((category, instance), flipped)]
+  evaluator = deeperlab_eval.DeeperLabEvaluator(_OracleModel(outputs),
+                                                _settings())
+  batch = {'image': np.zeros((2, 41, 41, 3), np.float32),
+           'category': np.stack([category, flipped[0]]),
+           'instance': np.stack([instance, flipped[1]])}
+  seen = []
+  result = evaluator.evaluate([batch], on_image=lambda *a: seen.append(a[0]))
+  assert seen == [0, 1]
+  assert result.num_images == 2
+  assert result.pq == pytest.approx(1.0)
+  assert result.pc == pytest.approx(1.0)
+  assert result.panoptic_quality['Things']['n'] == 2
+  assert result.panoptic_quality['Stuff']['n'] == 2
+  assert result.semantic['miou'] == pytest.approx(1.0)
+  assert 'PQ 1.0000' in result.summary()
+
+
+def test_a_merged_instance_lowers_things_pq_only():
+  category, instance = _scene()
+  target_settings = pt.PanopticTargetSettings(thing_classes=(1, 3), radius=3.0)
+  outputs = _perfect_outputs(category, instance, 4, target_settings)
+  evaluator = deeperlab_eval.DeeperLabEvaluator(_OracleModel([outputs]),
+                                                _settings())
+  # Groundtruth where the two class-1 instances are one: the prediction has
+  # two segments, so class 1 gets at most one TP (the larger) + 1 FP.
+  merged = np.where(instance == 2, 1, instance)
+  result = evaluator.evaluate([{'image': np.zeros((1, 41, 41, 3), np.float32),
+                                'category': category[None],
+                                'instance': merged[None]}])
+  assert result.panoptic_quality['Stuff']['pq'] == pytest.approx(1.0)
+  assert result.panoptic_quality['Things']['pq'] < 1.0
+  assert result.pq_per_class[3] == pytest.approx(1.0)
+  # The merged segment (99 + 63 px) matches the 99-px prediction (IoU 0.61):
+  # TP 1, FP 1, FN 0 -> SQ 0.61, RQ 1 / 1.5.
+  assert result.pq_per_class[1] == pytest.approx(99 / 162 / 1.5, rel=1e-6)
+  assert result.semantic['miou'] == pytest.approx(1.0)
+
+
+def test_max_images_and_settings_checks():
+  category, instance = _scene()
+  target_settings = pt.PanopticTargetSettings(thing_classes=(1, 3), radius=3.0)
+  outputs = _perfect_outputs(category, instance, 4, target_settings)
+  evaluator = deeperlab_eval.DeeperLabEvaluator(
+      _OracleModel([outputs, outputs]), _settings())
+  batch = {'image': np.zeros((2, 41, 41, 3), np.float32),
+           'category': np.stack([category] * 2),
+           'instance': np.stack([instance] * 2)}
+  assert evaluator.evaluate([batch, batch], max_images=3).num_images == 3
+  with pytest.raises(ValueError, match='offset'):
+    deeperlab_eval.PanopticEvalSettings(num_classes=300, thing_classes=(1,))
+  with pytest.raises(ValueError, match='thing_classes'):
+    deeperlab_eval.PanopticEvalSettings(num_classes=4, thing_classes=(4,))
+
+
+def test_real_model_runs_end_to_end():
+  model = deeperlab.build_deeperlab(deeperlab.DeeperLabOptions(
+      num_classes=3, model_variant='wider_mobilenet_v2', crop_size=(65, 65),
+      depth_multiplier=0.25))
+  evaluator = deeperlab_eval.DeeperLabEvaluator(
+      model, deeperlab_eval.PanopticEvalSettings(num_classes=3,
+                                                 thing_classes=(1,)))
+  category = np.zeros((1, 65, 65), np.int32)
+  category[0, 10:30, 10:30] = 1
+  instance = (category == 1).astype(np.int32)
+  result = evaluator.evaluate([{'image': np.full((1, 65, 65, 3), 128.0,
+                                                 np.float32),
+                                'category': category, 'instance': instance}])
+  assert result.num_images == 1
+  assert 0.0 <= result.pq <= 1.0 and 0.0 <= result.pc <= 1.0
+  assert len(result.pq_per_class) == 3
