@@ -6,10 +6,15 @@ receives a ``ModelOptions`` built by ``model_options_from_flags``.
 """
 from absl import flags
 
+from deeplab_tf.models import deeperlab
 from deeplab_tf.models import options as options_lib
 from deeplab_tf.models.options import ModelOptions
 
 FLAGS = flags.FLAGS
+
+# --meta_architecture value of the DeeperLab parser (not a ModelOptions one:
+# DeeperLab has its own options, ``deeperlab.DeeperLabOptions``).
+META_ARCHITECTURE_DEEPERLAB = deeperlab.META_ARCHITECTURE
 
 
 def define_model_flags(output_stride_default=16):
@@ -20,7 +25,10 @@ def define_model_flags(output_stride_default=16):
                       'DeepLab model variant (backbone): xception_41, '
                       'xception_65, xception_71, resnet_v1_50(_beta), '
                       'resnet_v1_101(_beta), mobilenet_v2, '
-                      'mobilenet_v3_large_seg, mobilenet_v3_small_seg.')
+                      'mobilenet_v3_large_seg, mobilenet_v3_small_seg, '
+                      'vgg_16 (DeepLab v1/v2); with '
+                      '--meta_architecture=deeperlab: xception_71 or '
+                      'wider_mobilenet_v2 (the paper\'s two encoders).')
   flags.DEFINE_integer('num_classes', 21,
                        'Number of semantic classes of the logits.')
   flags.DEFINE_integer('output_stride', output_stride_default,
@@ -29,7 +37,9 @@ def define_model_flags(output_stride_default=16):
   flags.DEFINE_multi_integer('atrous_rates', None,
                              'Atrous rates of the ASPP 3x3 branches, one flag '
                              'per rate (6,12,18 at output_stride 16; 12,24,36 '
-                             'at 8). Unset: ASPP has only the 1x1 branch.')
+                             'at 8). Unset: ASPP has only the 1x1 branch '
+                             '(DeeperLab: unset = 6,12,18, its ASPP at '
+                             'output stride 16).')
   flags.DEFINE_multi_integer('multi_grid', None,
                              'Multi-grid unit rates of the last block '
                              '(ResNet block4 / Xception exit_flow block2), '
@@ -86,13 +96,17 @@ def define_model_flags(output_stride_default=16):
                      'ASPP/decoder heads.')
   # Not an original flag: selects the DeepLab v1 / v2 heads.
   flags.DEFINE_enum('meta_architecture', options_lib.META_ARCHITECTURE_V3,
-                    list(options_lib.META_ARCHITECTURES),
+                    list(options_lib.META_ARCHITECTURES)
+                    + [META_ARCHITECTURE_DEEPERLAB],
                     'Head on the backbone: deeplab_v3 (ASPP, decoder; the '
                     'original), deeplab_v1_largefov / deeplab_v1_msc_largefov '
                     '(DeepLab v1, --model_variant=vgg_16), deeplab_v2_aspp '
                     '(one branch per --atrous_rates, logits summed; on '
                     'vgg_16 or, with --noaspp_with_batch_norm '
-                    '--logits_kernel_size=3, on resnet_v1_101).')
+                    '--logits_kernel_size=3, on resnet_v1_101), deeperlab '
+                    '(the DeeperLab parser: S2D decoder and five heads on '
+                    '--model_variant=xception_71 or wider_mobilenet_v2; '
+                    'trained by deeplab_tf.train on panoptic records).')
 
 
 def define_resize_flags():
@@ -225,8 +239,39 @@ def _pair(value):
   return tuple(values)
 
 
+def is_deeperlab():
+  """Whether --meta_architecture selects the DeeperLab parser."""
+  return FLAGS.meta_architecture == META_ARCHITECTURE_DEEPERLAB
+
+
+def deeperlab_options_from_flags(crop_size=None, num_classes=None):
+  """DeeperLabOptions from the model flags DeeperLab reads.
+
+  Those are model_variant, output_stride (16 only), atrous_rates (unset: the
+  default 6, 12, 18), depth_multiplier, batch_norm_decay and
+  aspp_convs_filters; the decoder and heads keep the paper's sizes.
+  """
+  values = dict(num_classes=num_classes or FLAGS.num_classes,
+                model_variant=FLAGS.model_variant, crop_size=_pair(crop_size),
+                output_stride=FLAGS.output_stride,
+                depth_multiplier=FLAGS.depth_multiplier,
+                batch_norm_decay=FLAGS.batch_norm_decay,
+                aspp_convs_filters=FLAGS.aspp_convs_filters)
+  if FLAGS.atrous_rates:
+    values['atrous_rates'] = tuple(FLAGS.atrous_rates)
+  return deeperlab.DeeperLabOptions(**values)
+
+
 def model_options_from_flags(crop_size=None, num_classes=None):
   """ModelOptions from the model flags; ``crop_size`` comes from the script."""
+  if is_deeperlab():
+    raise ValueError(
+        '--meta_architecture=deeperlab selects the DeeperLab parser, which '
+        'has DeeperLabOptions (deeperlab_options_from_flags), not the '
+        'semantic DeepLab ModelOptions this script builds; expected one of %s.'
+        ' DeeperLab is trained by deeplab_tf.train and evaluated with '
+        'deeplab_tf.evaluation.deeperlab_eval.'
+        % list(options_lib.META_ARCHITECTURES))
   return ModelOptions(
       outputs_to_num_classes={'semantic': num_classes or FLAGS.num_classes},
       crop_size=_pair(crop_size),

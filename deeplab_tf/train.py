@@ -10,10 +10,20 @@ Usage (PASCAL VOC, DeepLabv3+ Xception-65, phase 1 as the original local_test.sh
       --base_learning_rate=0.007 --training_number_of_steps=30000 \
       --fine_tune_batch_norm=true --tf_initial_checkpoint=...
 
+DeeperLab (arXiv:1902.05093) on panoptic records, Wider MobileNetV2:
+  python -m deeplab_tf.train --meta_architecture=deeperlab \
+      --model_variant=wider_mobilenet_v2 --dataset=... --dataset_dir=... \
+      --train_logdir=workspace/train/deeperlab_wmnv2 \
+      --train_crop_size=769,769 --train_batch_size=16 \
+      --base_learning_rate=0.007 --tf_initial_checkpoint=...
+  (--deeperlab_* flags: its loss and targets; --thing_classes.)
+
 Flag names and defaults are the original train.py's (and common.py's model
 flags); ``--flagfile`` works. Additions: --strategy (default, mirrored,
 multi_worker_mirrored, tpu), --tpu, --mixed_precision, --save_interval_steps,
---hard_classes / --hard_class_repeat, --max_to_keep, --jit_compile.
+--hard_classes / --hard_class_repeat, --max_to_keep, --jit_compile,
+--trainable_scopes, --meta_architecture (v1/v2 heads, deeperlab) and the
+DeeperLab flags.
 An existing checkpoint in --train_logdir wins over --tf_initial_checkpoint:
 rerunning the same command after a crash resumes.
 """
@@ -103,6 +113,70 @@ flags.DEFINE_string('tf_initial_checkpoint', None,
 flags.DEFINE_boolean('fine_tune_batch_norm', True,
                      'Train BatchNorm (phase 1, large batches). False keeps '
                      'it frozen in inference mode (phase 2).')
+# Not an original train.py flag (slim's train_image_classifier has one).
+flags.DEFINE_list('trainable_scopes', [],
+                  'Train only these variables: regular expressions matched '
+                  'at the start of the original variable names (a plain '
+                  'scope such as msc or logits is a prefix). They alone get '
+                  'gradients, updates and L2; a BatchNorm with no matching '
+                  'variable is frozen whole. Empty: all variables (the '
+                  'original). DeepLab-MSc (v1 Sec. 4.3) trains msc,logits.')
+
+# DeeperLab (--meta_architecture=deeperlab; arXiv:1902.05093): loss and
+# targets. Not original DeepLab flags.
+flags.DEFINE_list('thing_classes', None,
+                  'DeeperLab: class ids of the "thing" classes (their '
+                  'instances get keypoints and offsets); unset: the dataset '
+                  'descriptor\'s thing_classes.')
+flags.DEFINE_float('deeperlab_top_k_percent_pixels', 0.15,
+                   'DeeperLab: fraction of the hardest pixels the '
+                   'bootstrapped semantic CE keeps (paper, Sec. 3.2: 0.15).')
+flags.DEFINE_float('deeperlab_small_instance_area', 64 * 64,
+                   'DeeperLab: instances with fewer pixels get the small '
+                   'instance weight (paper, Sec. 3.2: 64 x 64 = 4096).')
+flags.DEFINE_float('deeperlab_small_instance_weight', 3.0,
+                   'DeeperLab: semantic loss weight of the pixels of small '
+                   'instances (paper, Sec. 3.2: 3).')
+flags.DEFINE_float('deeperlab_keypoint_radius', 32.0,
+                   'DeeperLab: disk radius R (pixels) of the keypoint '
+                   'heatmaps and short/middle-range offsets. Not in the '
+                   'paper: PersonLab\'s R = 32.')
+flags.DEFINE_float('deeperlab_offset_normalizer', 32.0,
+                   'DeeperLab: the L1 offset losses are divided by this '
+                   '(pixels). Not in the paper: PersonLab normalises by R = '
+                   '32.')
+flags.DEFINE_float('deeperlab_semantic_loss_weight', 1.0,
+                   'DeeperLab: weight of the semantic loss. Not in the paper '
+                   '(no loss weights given): 1.')
+flags.DEFINE_float('deeperlab_heatmap_loss_weight', 1.0,
+                   'DeeperLab: weight of the keypoint heatmap loss. Not in '
+                   'the paper: 1.')
+flags.DEFINE_float('deeperlab_long_range_loss_weight', 1.0,
+                   'DeeperLab: weight of the long-range offset loss. Not in '
+                   'the paper: 1.')
+flags.DEFINE_float('deeperlab_short_range_loss_weight', 1.0,
+                   'DeeperLab: weight of the short-range offset loss. Not in '
+                   'the paper: 1.')
+flags.DEFINE_float('deeperlab_middle_range_loss_weight', 1.0,
+                   'DeeperLab: weight of the middle-range offset loss. Not in '
+                   'the paper: 1.')
+
+# Flags of one kind of model only; setting one for the other is refused
+# (it would otherwise be silently ignored).
+SEMANTIC_ONLY_FLAGS = ('top_k_percent_pixels', 'hard_example_mining_step',
+                       'label_weights', 'upsample_logits', 'image_pyramid',
+                       'decoder_output_stride', 'multi_grid',
+                       'logits_kernel_size')
+DEEPERLAB_ONLY_FLAGS = ('thing_classes', 'deeperlab_top_k_percent_pixels',
+                        'deeperlab_small_instance_area',
+                        'deeperlab_small_instance_weight',
+                        'deeperlab_keypoint_radius',
+                        'deeperlab_offset_normalizer',
+                        'deeperlab_semantic_loss_weight',
+                        'deeperlab_heatmap_loss_weight',
+                        'deeperlab_long_range_loss_weight',
+                        'deeperlab_short_range_loss_weight',
+                        'deeperlab_middle_range_loss_weight')
 
 # Data (original train.py / common.py).
 flags.DEFINE_string('train_split', 'train', 'Split to train on.')
@@ -140,8 +214,12 @@ def settings_from_flags():
   from deeplab_tf.training.losses import LossSettings  # pylint: disable=g-import-not-at-top
   from deeplab_tf.training.schedules import LearningRateSettings  # pylint: disable=g-import-not-at-top
   descriptor = datasets_info.get_descriptor(FLAGS.dataset)
-  options = model_flags.model_options_from_flags(
-      crop_size=FLAGS.train_crop_size, num_classes=descriptor.num_classes)
+  check_model_kind_flags(model_flags.is_deeperlab())
+  options_from_flags = (model_flags.deeperlab_options_from_flags
+                        if model_flags.is_deeperlab()
+                        else model_flags.model_options_from_flags)
+  options = options_from_flags(crop_size=FLAGS.train_crop_size,
+                               num_classes=descriptor.num_classes)
   lr = LearningRateSettings(
       learning_policy=FLAGS.learning_policy,
       base_learning_rate=FLAGS.base_learning_rate,
@@ -176,7 +254,9 @@ def settings_from_flags():
       save_summaries_images=FLAGS.save_summaries_images,
       max_to_keep=FLAGS.max_to_keep, mixed_precision=FLAGS.mixed_precision,
       jit_compile=FLAGS.jit_compile,
-      colormap=descriptor.colormap or 'pascal')
+      colormap=descriptor.colormap or 'pascal',
+      deeperlab_loss=deeperlab_loss_settings_from_flags(descriptor),
+      trainable_scopes=tuple(FLAGS.trainable_scopes or ()))
   inputs = InputSettings(
       crop_size=options.crop_size, min_resize_value=FLAGS.min_resize_value,
       max_resize_value=FLAGS.max_resize_value,
@@ -189,6 +269,101 @@ def settings_from_flags():
                                                       descriptor),
       hard_class_repeat=FLAGS.hard_class_repeat)
   return options, train, inputs, descriptor
+
+
+def check_model_kind_flags(deeperlab):
+  """Refuses a DeeperLab-only flag on DeepLab and a DeepLab-only one on DeeperLab."""
+  wrong = DEEPERLAB_ONLY_FLAGS if not deeperlab else SEMANTIC_ONLY_FLAGS
+  given = [name for name in wrong if FLAGS[name].present]
+  if given:
+    raise app.UsageError(
+        '--%s: only for %s; --meta_architecture=%s. (DeeperLab has its own '
+        '--deeperlab_* loss flags.)'
+        % (', --'.join(given), 'DeeperLab' if not deeperlab else
+           'the semantic DeepLab models', FLAGS.meta_architecture))
+
+
+def deeperlab_loss_settings_from_flags(descriptor):
+  from deeplab_tf.training.deeperlab_losses import DeeperLabLossSettings  # pylint: disable=g-import-not-at-top
+  return DeeperLabLossSettings(
+      top_k_percent_pixels=FLAGS.deeperlab_top_k_percent_pixels,
+      offset_normalizer=FLAGS.deeperlab_offset_normalizer,
+      semantic_weight=FLAGS.deeperlab_semantic_loss_weight,
+      heatmap_weight=FLAGS.deeperlab_heatmap_loss_weight,
+      long_range_weight=FLAGS.deeperlab_long_range_loss_weight,
+      short_range_weight=FLAGS.deeperlab_short_range_loss_weight,
+      middle_range_weight=FLAGS.deeperlab_middle_range_loss_weight,
+      ignore_label=descriptor.ignore_label)
+
+
+def thing_classes_from_flags(descriptor):
+  """--thing_classes, else the descriptor's; refuses none or ids out of range."""
+  if FLAGS.thing_classes:
+    try:
+      classes = tuple(int(c) for c in FLAGS.thing_classes)
+    except ValueError:
+      raise app.UsageError('--thing_classes must be class ids (ints); got %s.'
+                           % ','.join(FLAGS.thing_classes)) from None
+  else:
+    classes = tuple(getattr(descriptor, 'thing_classes', None) or ())
+  if not classes:
+    raise app.UsageError(
+        'DeeperLab needs the thing classes (whose instances get keypoints): '
+        'give --thing_classes=<ids>; dataset %r has no thing_classes.'
+        % descriptor.name)
+  bad = [c for c in classes if not 0 <= c < descriptor.num_classes]
+  if bad:
+    raise app.UsageError('--thing_classes %s lie outside 0..%d (dataset %r '
+                         'has %d classes).' % (bad, descriptor.num_classes - 1,
+                                               descriptor.name,
+                                               descriptor.num_classes))
+  return classes
+
+
+def panoptic_target_settings_from_flags(descriptor):
+  """PanopticTargetSettings of the DeeperLab targets from the flags."""
+  from deeplab_tf.data.panoptic_targets import PanopticTargetSettings  # pylint: disable=g-import-not-at-top
+  return PanopticTargetSettings(
+      thing_classes=thing_classes_from_flags(descriptor),
+      radius=FLAGS.deeperlab_keypoint_radius,
+      small_instance_area=int(FLAGS.deeperlab_small_instance_area),
+      small_instance_weight=FLAGS.deeperlab_small_instance_weight,
+      ignore_label=descriptor.ignore_label)
+
+
+def make_dataset_fn(options, settings, inputs, descriptor):
+  """``fn(input_context) -> per-replica batches`` of the training split.
+
+  DeepLab reads semantic records (``pipeline.build_dataset``); DeeperLab
+  reads panoptic ones with their targets
+  (``panoptic_pipeline.build_panoptic_dataset``).
+  """
+  from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  if not model_flags.is_deeperlab():
+    def dataset_fn(input_context):
+      return pipeline.build_dataset(
+          descriptor, FLAGS.train_split, FLAGS.dataset_dir, inputs,
+          batch_size=input_context.get_per_replica_batch_size(
+              settings.train_batch_size),
+          is_training=True, input_context=input_context)
+    return dataset_fn
+  del options  # the targets do not depend on the model
+  targets = panoptic_target_settings_from_flags(descriptor)
+  try:
+    from deeplab_tf.data import panoptic_pipeline  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise app.UsageError(
+        '--meta_architecture=deeperlab reads panoptic records through '
+        'deeplab_tf.data.panoptic_pipeline, which this installation lacks '
+        '(%s).' % e) from e
+
+  def panoptic_dataset_fn(input_context):
+    return panoptic_pipeline.build_panoptic_dataset(
+        descriptor, FLAGS.train_split, FLAGS.dataset_dir, inputs, targets,
+        batch_size=input_context.get_per_replica_batch_size(
+            settings.train_batch_size),
+        is_training=True, input_context=input_context)
+  return panoptic_dataset_fn
 
 
 def check_flag_combinations(options, settings, num_replicas):
@@ -224,14 +399,7 @@ def train_from_flags():
   # A split the dataset lacks, or no records: refused before the model is built.
   descriptor.check_split(FLAGS.train_split)
   pipeline.list_shards(FLAGS.dataset_dir, FLAGS.train_split)
-
-  def dataset_fn(input_context):
-    return pipeline.build_dataset(
-        descriptor, FLAGS.train_split, FLAGS.dataset_dir, inputs,
-        batch_size=input_context.get_per_replica_batch_size(
-            settings.train_batch_size),
-        is_training=True, input_context=input_context)
-
+  dataset_fn = make_dataset_fn(options, settings, inputs, descriptor)
   return trainer.Trainer(options, settings, dataset_fn, strategy,
                          ignore_label=descriptor.ignore_label).train()
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab_tf.training import trainer as trainer_lib
+from deeplab_tf.training import tasks as tasks_lib
 from deeplab_tf.training.trainer import Trainer
 from test_trainer import OPTIONS, _settings, synthetic_dataset_fn
 
@@ -21,14 +21,15 @@ def float32_policy_afterwards(request):
 def test_mixed_precision_trains_with_float32_logits_and_loss(
     policy, low, tmp_path, monkeypatch, float32_policy_afterwards):
   seen = []
-  loss_fn = trainer_lib.softmax_cross_entropy_loss_for_each_scale
+  # The Trainer's SemanticTask calls the loss from the tasks module.
+  loss_fn = tasks_lib.softmax_cross_entropy_loss_for_each_scale
 
   def recording_loss(outputs, *args, **kwargs):
     losses, total = loss_fn(outputs, *args, **kwargs)
     seen.append(({k: v.dtype for k, v in outputs.items()},
                  [v.dtype for v in losses.values()], total.dtype))
     return losses, total
-  monkeypatch.setattr(trainer_lib, 'softmax_cross_entropy_loss_for_each_scale',
+  monkeypatch.setattr(tasks_lib, 'softmax_cross_entropy_loss_for_each_scale',
                       recording_loss)
 
   trainer = Trainer(OPTIONS, _settings(tmp_path, 2, mixed_precision=policy,

@@ -88,6 +88,10 @@ WIDER_MOBILENET_V2_BACKBONE = dataclasses.replace(
 
 ENCODERS = (XCEPTION_71, WIDER_MOBILENET_V2)
 
+# What ``model_options.json`` and the train flags call this model; never a
+# ModelOptions.meta_architecture (those are the semantic DeepLab heads).
+META_ARCHITECTURE = 'deeperlab'
+
 
 def get_encoder(model_variant):
   if model_variant == WIDER_MOBILENET_V2:
@@ -146,6 +150,55 @@ class DeeperLabOptions:
     return decoder_lib.head_channels(self.num_classes, self.num_keypoints,
                                      self.num_edges)
 
+  def replace(self, **changes):
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self):
+    """JSON-ready dict; ``meta_architecture`` tells it from a ModelOptions dict."""
+    values = dataclasses.asdict(self)
+    values['meta_architecture'] = META_ARCHITECTURE
+    return values
+
+  @classmethod
+  def from_dict(cls, values):
+    """Inverse of ``to_dict`` (lists from JSON become tuples again)."""
+    values = dict(values)
+    kind = values.pop('meta_architecture', META_ARCHITECTURE)
+    if kind != META_ARCHITECTURE:
+      raise OptionsError('DeeperLabOptions.from_dict got meta_architecture %r; '
+                         'expected %r (a ModelOptions dict?).'
+                         % (kind, META_ARCHITECTURE))
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+      raise OptionsError('Unknown DeeperLab options %s; accepted: %s.'
+                         % (unknown, sorted(known)))
+    if isinstance(values.get('decoder'), dict):
+      values['decoder'] = decoder_lib.DecoderSettings(**values['decoder'])
+    return cls(**values)
+
+
+def head_logits_scopes():
+  """The final 1x1 conv of each head: ``<head>/logits``."""
+  return ['%s/logits' % name for name in decoder_lib.HEAD_NAMES]
+
+
+def get_extra_layer_scopes(last_layers_contain_logits_only=False):
+  """DeeperLab's "last layers", as the original model.get_extra_layer_scopes.
+
+  With ``last_layers_contain_logits_only``: the five heads' final 1x1 convs
+  (the layers whose shape depends on the classes, keypoints and edges). Else
+  everything after the encoder, as the original's definition for DeepLab:
+  ASPP, image pooling, concat projection, the decoder and the five heads
+  whole. ``initialize_last_layer=False`` skips these when restoring and
+  ``last_layer_gradient_multiplier`` scales their gradients.
+  """
+  if last_layers_contain_logits_only:
+    return head_logits_scopes()
+  return [aspp_lib.IMAGE_POOLING_SCOPE, aspp_lib.ASPP_SCOPE,
+          aspp_lib.CONCAT_PROJECTION_SCOPE, decoder_lib.DECODER_SCOPE
+          ] + list(decoder_lib.HEAD_NAMES)
+
 
 def deeperlab_heads(b, images, options):
   """Encoder -> ASPP -> S2D decoder -> {head name: stride-4 output}."""
@@ -166,9 +219,14 @@ def deeperlab_heads(b, images, options):
 
 
 def build_deeperlab(options: DeeperLabOptions, batch_norm_trainable=False,
-                    name=None) -> keras.Model:
-  """The DeeperLab parser as a functional model (see the module docstring)."""
-  b = LayerBuilder(batch_norm_trainable=batch_norm_trainable)
+                    sync_batch_norm=False, name=None) -> keras.Model:
+  """The DeeperLab parser as a functional model (see the module docstring).
+
+  ``sync_batch_norm``: batch statistics over all replicas when BatchNorm
+  trains under a strategy with several (as ``build_model``).
+  """
+  b = LayerBuilder(batch_norm_trainable=batch_norm_trainable,
+                   sync_batch_norm=sync_batch_norm)
   shape = (tuple(options.crop_size) if options.crop_size else (None, None))
   images = keras.Input(shape=shape + (3,), name='images', dtype='float32')
   outputs = deeperlab_heads(b, images, options)

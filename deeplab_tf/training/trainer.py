@@ -1,24 +1,31 @@
 """The DeepLab training loop under tf.distribute, as the original train.py.
 
 One code path for the default strategy, MirroredStrategy,
-MultiWorkerMirroredStrategy and TPUStrategy:
+MultiWorkerMirroredStrategy and TPUStrategy, and for every model of the
+family: a task (``tasks.py``) gives the model, its loss and its training
+metric (DeepLab: softmax CE on every scale; DeeperLab: its five losses),
+chosen from the options' type. Shared by all:
 
-  * loss = softmax CE on every scale of the pyramid + merged logits, plus the
-    original L2 terms, divided per replica so the summed gradient equals the
-    original's (``total_loss.total_training_loss``);
+  * loss = the task loss plus the original L2 terms, divided per replica so
+    the summed gradient equals the original's
+    (``total_loss.total_training_loss``);
   * TF1 momentum with the original learning-rate schedule; 2x gradient on
     biases and the last-layer multiplier (``gradient_multipliers``);
   * BatchNorm trained (synchronised across replicas) when
     ``fine_tune_batch_norm``, else frozen in inference mode (phase 2);
   * an existing checkpoint in ``train_logdir`` wins over the initial
     checkpoint (resume, with optimizer state and step), as the original;
+  * ``trainable_scopes`` (not in the original DeepLab train.py; slim's
+    train_image_classifier has the flag) restricts training to some
+    variables, e.g. DeepLab-MSc's new MLPs (v1 Sec. 4.3);
   * only the chief writes checkpoints and TensorBoard summaries.
 """
 import dataclasses
 import json
 import os
+import re
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 from absl import logging
 import keras
@@ -28,21 +35,26 @@ import tensorflow as tf
 from deeplab_tf import checkpoints
 from deeplab_tf.evaluation import watch
 from deeplab_tf.progress import format_duration
-from deeplab_tf.models import build_model
-from deeplab_tf.models import layers as dl_layers
-from deeplab_tf.models.deeplab import get_extra_layer_scopes
+from deeplab_tf.training import tasks as tasks_lib
+from deeplab_tf.training.deeperlab_losses import DeeperLabLossSettings
+from deeplab_tf.training.gradient_multipliers import get_gradient_multipliers
 from deeplab_tf.training.gradient_multipliers import GradientMultiplier
 from deeplab_tf.training.gradient_multipliers import GradientMultiplierSettings
 from deeplab_tf.training.losses import LossSettings
-from deeplab_tf.training.losses import softmax_cross_entropy_loss_for_each_scale
 from deeplab_tf.training.optimizer import TF1Momentum
 from deeplab_tf.training.regularization import l2_regularization_loss
+from deeplab_tf.training.regularization import regularized_variables
 from deeplab_tf.training.schedules import DeepLabLearningRate
 from deeplab_tf.training.schedules import LearningRateSettings
 from deeplab_tf.training.total_loss import total_training_loss
 
 CHECKPOINT_NAME = 'ckpt'
 OPTIONS_FILE = 'model_options.json'
+
+
+def part_metric(part):
+  """Metric / TensorBoard tag of a task's loss part: '<part>_loss'."""
+  return '%s_loss' % part
 
 
 @dataclasses.dataclass
@@ -53,6 +65,9 @@ class TrainSettings:
   learning_rate: LearningRateSettings = dataclasses.field(
       default_factory=LearningRateSettings)
   loss: LossSettings = dataclasses.field(default_factory=LossSettings)
+  # The loss of DeeperLab models (DeeperLabOptions); unused by DeepLab.
+  deeperlab_loss: DeeperLabLossSettings = dataclasses.field(
+      default_factory=DeeperLabLossSettings)
   gradient_multipliers: GradientMultiplierSettings = dataclasses.field(
       default_factory=GradientMultiplierSettings)
   momentum: float = 0.9
@@ -74,10 +89,66 @@ class TrainSettings:
   # statistics are still mostly their initial values when training ends.
   batch_norm_decay: Optional[float] = None
   colormap: object = 'pascal'  # a visualization colormap name or RGB list
+  # Regular expressions matched (re.match: at the start) against ORIGINAL
+  # variable names; only matching variables get gradients, updates and L2.
+  # A plain scope such as 'msc' or 'logits' is a prefix. Empty: all
+  # variables, as the original train.py. A BatchNorm layer with no matching
+  # variable is frozen whole (inference mode, moving statistics kept), so
+  # every variable outside the scopes stays exactly as initialised.
+  trainable_scopes: Tuple[str, ...] = ()
+
+  def __post_init__(self):
+    if isinstance(self.trainable_scopes, str):
+      raise ValueError('trainable_scopes must be a sequence of patterns; got '
+                       'the single string %r (write (%r,)).'
+                       % (self.trainable_scopes, self.trainable_scopes))
+    self.trainable_scopes = tuple(self.trainable_scopes or ())
+    for pattern in self.trainable_scopes:
+      try:
+        re.compile(pattern)
+      except re.error as e:
+        raise ValueError('trainable_scopes entry %r is not a valid regular '
+                         'expression: %s.' % (pattern, e)) from e
 
   @property
   def training_number_of_steps(self):
     return self.learning_rate.training_number_of_steps
+
+
+def select_trainable(named_variables, trainable_scopes):
+  """``{name: variable}`` of the variables ``trainable_scopes`` selects.
+
+  Each pattern must select at least one variable (a typo would otherwise
+  freeze the whole model silently).
+  """
+  if not trainable_scopes:
+    return dict(named_variables)
+  unmatched = [p for p in trainable_scopes
+               if not any(re.match(p, n) for n in named_variables)]
+  if unmatched:
+    raise ValueError('trainable_scopes %s match no variable of the model; '
+                     'expected patterns matching the start of original '
+                     'variable names such as %s.'
+                     % (unmatched, sorted(named_variables)[:5]))
+  return {n: v for n, v in named_variables.items()
+          if any(re.match(p, n) for p in trainable_scopes)}
+
+
+def freeze_unselected_layers(model, selected):
+  """Sets ``trainable=False`` on every layer none of whose weights is selected.
+
+  A frozen BatchNorm then runs in inference mode (Keras: batch statistics
+  only when ``training and trainable``), so its moving averages stay too.
+  Returns the names of the layers frozen here.
+  """
+  selected_ids = {id(v) for v in selected.values()}
+  frozen = []
+  for layer in model.layers:
+    if layer.weights and layer.trainable and not any(
+        id(w) in selected_ids for w in layer.weights):
+      layer.trainable = False
+      frozen.append(layer.name)
+  return frozen
 
 
 def is_chief(strategy):
@@ -94,23 +165,35 @@ class Trainer:
   """Builds the model/optimizer under ``strategy`` and runs the training loop.
 
   Args:
-    options: ModelOptions (crop_size = the training crop).
+    options: ModelOptions or DeeperLabOptions (crop_size = the training crop).
     settings: TrainSettings.
     dataset_fn: ``fn(input_context) -> tf.data.Dataset`` of per-replica
-      batches ``{'image': float [b, H, W, 3], 'label': int [b, H, W, 1]}``.
+      batches: ``{'image': float [b, H, W, 3], 'label': int [b, H, W, 1]}``
+      for DeepLab; ``'image'`` plus the ``panoptic_targets`` keys for
+      DeeperLab.
     strategy: a tf.distribute strategy (default: the current one).
-    num_classes / ignore_label: of the dataset.
+    ignore_label: of the dataset (default: the loss settings').
+    task: a ``tasks`` object; default ``tasks.task_for(options, ...)`` with
+      ``settings.loss`` / ``settings.deeperlab_loss``.
   """
 
   def __init__(self, options, settings: TrainSettings,
-               dataset_fn: Callable, strategy=None, ignore_label=None):
+               dataset_fn: Callable, strategy=None, ignore_label=None,
+               task=None):
+    if task is None:
+      task = tasks_lib.task_for(options, settings.loss, settings.deeperlab_loss,
+                                ignore_label)
+    elif task.options is not options:
+      raise ValueError('Trainer got options %r and a task for other options '
+                       '%r; pass the task\'s own options.'
+                       % (options, task.options))
+    self.task = task
     self.options = options
     self.settings = settings
     self.dataset_fn = dataset_fn
     self.strategy = strategy or tf.distribute.get_strategy()
-    self.num_classes = options.num_classes
-    self.ignore_label = (settings.loss.ignore_label if ignore_label is None
-                         else ignore_label)
+    self.num_classes = task.num_classes
+    self.ignore_label = task.ignore_label
     self.chief = is_chief(self.strategy)
     replicas = self.strategy.num_replicas_in_sync
     if settings.train_batch_size % replicas:
@@ -119,25 +202,44 @@ class Trainer:
     if settings.mixed_precision:
       keras.mixed_precision.set_global_policy(settings.mixed_precision)
     with self.strategy.scope():
-      self.model = build_model(
-          options, batch_norm_trainable=settings.fine_tune_batch_norm,
+      self.model = task.build_model(
+          batch_norm_trainable=settings.fine_tune_batch_norm,
           sync_batch_norm=settings.fine_tune_batch_norm and replicas > 1)
       if settings.batch_norm_decay is not None:
         for layer in self.model.layers:
           if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = settings.batch_norm_decay
+      named = checkpoints.model_variables(self.model)
+      selected = select_trainable(named, settings.trainable_scopes)
+      if settings.trainable_scopes:
+        frozen = freeze_unselected_layers(self.model, selected)
+        logging.info('trainable_scopes %s: %d of %d variables train; %d layers '
+                     'frozen.', list(settings.trainable_scopes), len(selected),
+                     len(named), len(frozen))
+      selected_ids = {id(v) for v in selected.values()}
+      # Model order, as the original's list of trainable variables.
+      self.train_variables = (
+          [v for v in self.model.trainable_weights if id(v) in selected_ids]
+          if settings.trainable_scopes else list(self.model.trainable_weights))
+      # The L2 terms of the variables that train (a frozen kernel's term
+      # would be a constant in the loss).
+      self.regularized = {n: v for n, v in regularized_variables(
+          self.model).items() if id(v) in selected_ids}
       schedule = DeepLabLearningRate(settings.learning_rate)
       optimizer = TF1Momentum(schedule, momentum=settings.momentum)
       if settings.mixed_precision == 'mixed_float16':
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
       self.optimizer = optimizer
-      self.optimizer.build(self.model.trainable_weights)
+      self.optimizer.build(self.train_variables)
       self.checkpoint = tf.train.Checkpoint(
           model=checkpoints.NamedVariables(self.model),
           optimizer=self.optimizer)
     self.schedule = schedule
-    self.multiplier = GradientMultiplier.for_model(
-        self.model, settings.gradient_multipliers)
+    multipliers = settings.gradient_multipliers
+    self.last_layers = task.last_layer_scopes(
+        multipliers.last_layers_contain_logits_only)
+    self.multiplier = GradientMultiplier(named, get_gradient_multipliers(
+        named, self.last_layers, multipliers.last_layer_gradient_multiplier))
     self.checkpoint_dir = (settings.train_logdir if self.chief else os.path.join(
         settings.train_logdir, 'worker_tmp_%d' % self.strategy.cluster_resolver.task_id))
     self.manager = tf.train.CheckpointManager(
@@ -166,10 +268,7 @@ class Trainer:
     if not path:
       return 'initialised from scratch'
     if checkpoints.is_tf1_checkpoint(path):
-      exclude = ([] if self.settings.initialize_last_layer else
-                 get_extra_layer_scopes(
-                     self.settings.gradient_multipliers
-                     .last_layers_contain_logits_only))
+      exclude = [] if self.settings.initialize_last_layer else self.last_layers
       report = checkpoints.load_tf1_checkpoint(
           self.model, path, exclude_scopes=exclude, strict=True,
           ignore_missing=True)
@@ -185,34 +284,29 @@ class Trainer:
 
   # --- the step ------------------------------------------------------------------
   def _replica_step(self, batch):
-    images, labels = batch['image'], batch['label']
-    loss_settings = self.settings.loss
     with tf.GradientTape() as tape:
-      outputs = self.model(images, training=True)
+      outputs = self.model(batch['image'], training=True)
       outputs = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
-      losses, task_loss = softmax_cross_entropy_loss_for_each_scale(
-          outputs, labels, self.num_classes, self.ignore_label,
-          step=self.optimizer.iterations, **loss_settings.loss_kwargs())
-      reg_loss = l2_regularization_loss(self.model, self.settings.weight_decay)
+      task_loss, parts = self.task.loss(outputs, batch,
+                                        step=self.optimizer.iterations)
+      reg_loss = l2_regularization_loss(self.regularized,
+                                        self.settings.weight_decay)
       loss = total_training_loss(task_loss, reg_loss,
                                  self.strategy.num_replicas_in_sync)
       scaled = (self.optimizer.scale_loss(loss)
                 if hasattr(self.optimizer, 'scale_loss') else loss)
-    variables = self.model.trainable_weights
+    variables = self.train_variables
     grads = tape.gradient(scaled, variables)
     self.optimizer.apply_gradients(self.multiplier(zip(grads, variables)))
-    # Training pixel accuracy on the merged logits at the label resolution.
-    labels = tf.cast(labels, tf.int32)
-    logits = dl_layers.resize_bilinear(outputs['merged_logits'],
-                                       tf.shape(labels)[1:3])
-    predictions = tf.argmax(logits, axis=3, output_type=tf.int32)
-    valid = tf.not_equal(labels[..., 0], self.ignore_label)
-    correct = tf.logical_and(valid, tf.equal(predictions, labels[..., 0]))
+    correct, valid = self.task.pixel_counts(outputs, batch)
     replicas = float(self.strategy.num_replicas_in_sync)
-    return {'total_loss': loss, 'task_loss': task_loss / replicas,
-            'regularization_loss': reg_loss / replicas,
-            'correct_pixels': tf.reduce_sum(tf.cast(correct, tf.float32)),
-            'valid_pixels': tf.reduce_sum(tf.cast(valid, tf.float32))}
+    # Replica values are summed by the loop: losses divided here average.
+    metrics = {'total_loss': loss, 'task_loss': task_loss / replicas,
+               'regularization_loss': reg_loss / replicas,
+               'correct_pixels': correct, 'valid_pixels': valid}
+    for name, part in parts.items():
+      metrics[part_metric(name)] = part / replicas
+    return metrics
 
   def _make_train_function(self):
     # XLA compiles the per-replica computation only: reading the iterator
@@ -308,11 +402,11 @@ class Trainer:
         eta = (target - step) / steps_per_sec if steps_per_sec else float('nan')
         logging.info(
             'step %d/%d  loss %.4f (ce %.4f, l2 %.4f)  lr %.3g  %.2f steps/s  '
-            '%.1f images/s  pixel acc %.3f  ETA %s', step, target,
+            '%.1f images/s  pixel acc %.3f  ETA %s%s', step, target,
             metrics['total_loss'], metrics['task_loss'],
             metrics['regularization_loss'], metrics['learning_rate'],
             steps_per_sec, metrics['images_per_sec'], metrics['pixel_accuracy'],
-            format_duration(eta))
+            format_duration(eta), self._parts_text(metrics))
         window_start, window_steps = now, 0
         if now - last_summary >= s.save_summaries_secs or step == target or (
             step - start_step <= s.log_steps):
@@ -341,21 +435,27 @@ class Trainer:
     metrics['images_per_sec'] = steps_per_sec * self.settings.train_batch_size
     return metrics
 
-  @staticmethod
-  def _write_summaries(writer, metrics, step):
+  def _parts_text(self, metrics):
+    """'  parts: semantic 0.12, ...' for tasks with named loss parts."""
+    names = [n for n in self.task.part_names if part_metric(n) in metrics]
+    if not names:
+      return ''
+    return '  parts: ' + ', '.join('%s %.4f' % (n, metrics[part_metric(n)])
+                                   for n in names)
+
+  def _write_summaries(self, writer, metrics, step):
+    names = ['total_loss', 'task_loss', 'regularization_loss',
+             'learning_rate', 'steps_per_sec', 'images_per_sec',
+             'pixel_accuracy']
+    names += [part_metric(n) for n in self.task.part_names
+              if part_metric(n) in metrics]
     with writer.as_default(step=step):
-      for name in ('total_loss', 'task_loss', 'regularization_loss',
-                   'learning_rate', 'steps_per_sec', 'images_per_sec',
-                   'pixel_accuracy'):
+      for name in names:
         tf.summary.scalar(name, metrics[name])
 
   def _write_image_summaries(self, writer, batch):
     from deeplab_tf import visualization  # pylint: disable=g-import-not-at-top
-    logits = self.model(batch['image'], training=False)['merged_logits']
-    logits = dl_layers.resize_bilinear(tf.cast(logits, tf.float32),
-                                       tf.shape(batch['image'])[1:3])
-    predictions = np.argmax(logits.numpy(), axis=3)
-    labels = batch['label'].numpy()[..., 0]
+    predictions, labels = self.task.prediction(self.model, batch)
     with writer.as_default(step=self.step):
       tf.summary.image('image', tf.cast(batch['image'], tf.uint8), max_outputs=3)
       tf.summary.image('label', visualization.colorize(
