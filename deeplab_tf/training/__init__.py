@@ -11,6 +11,8 @@ One idea per module, each restating a part of the original
   on the head, by original variable name.
 * ``regularization``: which variables get ``wd * sum(w^2) / 2``.
 * ``total_loss``: task + L2 as train.py combines them across clones.
+* ``tasks``: what the shared ``trainer.Trainer`` trains: ``SemanticTask``
+  (DeepLab) or ``DeeperLabTask`` (its five losses), picked by ``task_for``.
 
 Defaults are the original train.py flag defaults.
 """
@@ -33,16 +35,20 @@ from deeplab_tf.training.regularization import regularized_variables
 from deeplab_tf.training.schedules import DeepLabLearningRate
 from deeplab_tf.training.schedules import learning_rate
 from deeplab_tf.training.schedules import LearningRateSettings
+from deeplab_tf.training.tasks import DeeperLabTask
+from deeplab_tf.training.tasks import SemanticTask
+from deeplab_tf.training.tasks import task_for
 from deeplab_tf.training.total_loss import total_training_loss
 
 __all__ = [
-    'DeepLabLearningRate', 'GradientMultiplier',
+    'DeepLabLearningRate', 'DeeperLabTask', 'GradientMultiplier',
     'GradientMultiplierSettings', 'LearningRateSettings', 'LossSettings',
-    'RegularizationSettings', 'ScaleLoss', 'get_extra_layer_scopes',
+    'RegularizationSettings', 'ScaleLoss', 'SemanticTask',
+    'get_extra_layer_scopes',
     'get_gradient_multipliers', 'is_regularized', 'l2_regularization_loss',
     'l2_term', 'label_weight_mask', 'learning_rate',
     'model_gradient_multipliers', 'regularized_variables',
     'softmax_cross_entropy_for_scale',
-    'softmax_cross_entropy_loss_for_each_scale', 'top_k_pixel_count',
-    'total_training_loss',
+    'softmax_cross_entropy_loss_for_each_scale', 'task_for',
+    'top_k_pixel_count', 'total_training_loss',
 ]
