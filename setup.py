@@ -55,6 +55,7 @@ setup(
             'deeplab-eval=deeplab_tf.eval:run',
             'deeplab-vis=deeplab_tf.vis:run',
             'deeplab-export=deeplab_tf.export_model:run',
+            'deeplab-demo=deeplab_tf.demo:run',
         ],
     },
 )

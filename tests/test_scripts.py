@@ -26,7 +26,8 @@ def test_console_scripts_are_declared():
   names = {s.split('=')[0] for s in SCRIPTS}
   assert {'deeplab-train', 'deeplab-recipe', 'deeplab-eval', 'deeplab-vis',
           'deeplab-export', 'deeplab-convert-checkpoint',
-          'deeplab-conformance', 'deeplab-model-stats'} <= names
+          'deeplab-conformance', 'deeplab-model-stats',
+          'deeplab-demo'} <= names
 
 
 def _import_in_subprocess(specs):
@@ -59,7 +60,8 @@ def test_train_eval_vis_convert_share_their_common_flags():
 
 
 @pytest.mark.parametrize('module', ['deeplab_tf.eval', 'deeplab_tf.vis',
-                                    'deeplab_tf.export_model'])
+                                    'deeplab_tf.export_model',
+                                    'deeplab_tf.demo'])
 def test_help_lists_the_original_flags(module):
   proc = subprocess.run([sys.executable, '-m', module, '--helpfull'],
                         cwd=REPO, capture_output=True, text=True, timeout=300,
@@ -76,6 +78,10 @@ def test_help_lists_the_original_flags(module):
                                  '--also_save_raw_predictions', '--crf'],
               'deeplab_tf.export_model': ['--checkpoint_path',
                                           '--export_path',
-                                          '--inference_scales', '--crf']}[module]
+                                          '--inference_scales', '--crf'],
+              'deeplab_tf.demo': ['--checkpoint_path', '--image',
+                                  '--output_dir', '--options_json',
+                                  '--model_variant', '--crop_size',
+                                  '--colormap_type', '--crf']}[module]
   for flag in expected:
     assert flag in text, (module, flag)
