@@ -281,7 +281,8 @@ def make_sample_fn(settings: InputSettings, num_classes, ignore_label,
 
 def finish_pipeline(elements, decode_fn, settings: InputSettings, num_classes,
                     ignore_label, batch_size, is_training, deterministic=False,
-                    seed=None, num_epochs=None):
+                    seed=None, num_epochs=None, post_fn=None,
+                    ignore_padded_keys=('label',)):
   """Shuffle, repeat, decode + preprocess, batch, prefetch.
 
   Args:
@@ -290,6 +291,10 @@ def finish_pipeline(elements, decode_fn, settings: InputSettings, num_classes,
     decode_fn: element -> {'image' uint8 [H, W, 3], 'label' [H, W, 1]
       (optional), 'filename'}.
     num_epochs: None repeats forever when training and reads once at eval.
+    post_fn: optional per-sample function applied after preprocessing
+      (e.g. the panoptic pipeline splits its label and computes targets).
+    ignore_padded_keys: keys that an eval batch pads with the ignore label
+      (the others with zeros).
   """
   if not _is_int(batch_size) or batch_size < 1:
     raise InputError('batch_size (per replica) must be a positive int; got '
@@ -311,7 +316,11 @@ def finish_pipeline(elements, decode_fn, settings: InputSettings, num_classes,
     elements = elements.repeat(num_epochs)
   sample_fn = make_sample_fn(settings, num_classes, ignore_label, is_training,
                              seed=seed)
-  dataset = elements.map(lambda e: sample_fn(decode_fn(e)),
+  if post_fn is not None:
+    per_sample = lambda e: post_fn(sample_fn(decode_fn(e)))
+  else:
+    per_sample = lambda e: sample_fn(decode_fn(e))
+  dataset = elements.map(per_sample,
                          num_parallel_calls=(1 if deterministic
                                              else settings.num_parallel_calls),
                          # Eval keeps the record order (parallel still):
@@ -323,8 +332,8 @@ def finish_pipeline(elements, decode_fn, settings: InputSettings, num_classes,
   else:
     # original_image sizes differ (and, without a crop, every image's):
     # pad them; labels with the ignore label, images then get the mean pixel.
-    padding = {k: (tf.constant(ignore_label, spec.dtype) if k == 'label'
-                   else tf.zeros([], spec.dtype))
+    padding = {k: (tf.constant(ignore_label, spec.dtype)
+                   if k in ignore_padded_keys else tf.zeros([], spec.dtype))
                for k, spec in dataset.element_spec.items()}
     dataset = dataset.padded_batch(batch_size, padding_values=padding)
     if settings.crop_size is None:
