@@ -127,7 +127,13 @@ flags.DEFINE_list('trainable_scopes', [],
 flags.DEFINE_list('thing_classes', None,
                   'DeeperLab: class ids of the "thing" classes (their '
                   'instances get keypoints and offsets); unset: the dataset '
-                  'descriptor\'s thing_classes.')
+                  'descriptor\'s thing_classes, else the dataset\'s panoptic '
+                  'layout (cityscapes: trainIds 11..18).')
+flags.DEFINE_integer('panoptic_label_divisor', None,
+                     'DeeperLab: the records\' panoptic ids are category * '
+                     'this + instance; unset: the dataset\'s layout '
+                     '(cityscapes: 1000, as deeplab2). Needed for other '
+                     'datasets.', lower_bound=1)
 flags.DEFINE_float('deeperlab_top_k_percent_pixels', 0.15,
                    'DeeperLab: fraction of the hardest pixels the '
                    'bootstrapped semantic CE keeps (paper, Sec. 3.2: 0.15).')
@@ -167,7 +173,8 @@ SEMANTIC_ONLY_FLAGS = ('top_k_percent_pixels', 'hard_example_mining_step',
                        'label_weights', 'upsample_logits', 'image_pyramid',
                        'decoder_output_stride', 'multi_grid',
                        'logits_kernel_size')
-DEEPERLAB_ONLY_FLAGS = ('thing_classes', 'deeperlab_top_k_percent_pixels',
+DEEPERLAB_ONLY_FLAGS = ('thing_classes', 'panoptic_label_divisor',
+                        'deeperlab_top_k_percent_pixels',
                         'deeperlab_small_instance_area',
                         'deeperlab_small_instance_weight',
                         'deeperlab_keypoint_radius',
@@ -305,7 +312,10 @@ def thing_classes_from_flags(descriptor):
       raise app.UsageError('--thing_classes must be class ids (ints); got %s.'
                            % ','.join(FLAGS.thing_classes)) from None
   else:
-    classes = tuple(getattr(descriptor, 'thing_classes', None) or ())
+    from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
+    layout = panoptic_records.PANOPTIC_LAYOUTS.get(descriptor.name)
+    classes = tuple(getattr(descriptor, 'thing_classes', None) or
+                    (layout.thing_classes if layout else ()))
   if not classes:
     raise app.UsageError(
         'DeeperLab needs the thing classes (whose instances get keypoints): '
@@ -357,12 +367,20 @@ def make_dataset_fn(options, settings, inputs, descriptor):
         'deeplab_tf.data.panoptic_pipeline, which this installation lacks '
         '(%s).' % e) from e
 
+  from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
+  try:
+    layout = panoptic_records.get_layout(
+        descriptor.name, thing_classes=targets.thing_classes,
+        label_divisor=FLAGS.panoptic_label_divisor)
+  except ValueError as e:
+    raise app.UsageError('%s (--panoptic_label_divisor)' % e) from None
+
   def panoptic_dataset_fn(input_context):
     return panoptic_pipeline.build_panoptic_dataset(
         descriptor, FLAGS.train_split, FLAGS.dataset_dir, inputs, targets,
         batch_size=input_context.get_per_replica_batch_size(
             settings.train_batch_size),
-        is_training=True, input_context=input_context)
+        is_training=True, input_context=input_context, layout=layout)
   return panoptic_dataset_fn
 
 

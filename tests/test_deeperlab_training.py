@@ -321,7 +321,8 @@ def _deeperlab_argv(toy_dataset, logdir, *extra):
           '--train_logdir=' + str(logdir), '--train_crop_size=65,65',
           '--train_batch_size=2', '--training_number_of_steps=2',
           '--base_learning_rate=0.01', '--thing_classes=2',
-          '--deeperlab_keypoint_radius=8'] + list(extra)
+          '--deeperlab_keypoint_radius=8', '--panoptic_label_divisor=1000'
+         ] + list(extra)
 
 
 def test_deeperlab_flags_to_settings(toy_dataset, tmp_path, restore_flags):
@@ -386,10 +387,11 @@ def test_train_from_flags_reads_the_panoptic_pipeline(
 
   def build_panoptic_dataset(info, split_name, record_dir, settings_,
                              target_settings, is_training, input_context=None,
-                             batch_size=None):
+                             batch_size=None, layout=None):
     calls.append(dict(info=info, split_name=split_name, record_dir=record_dir,
                       settings=settings_, target_settings=target_settings,
-                      is_training=is_training, batch_size=batch_size))
+                      is_training=is_training, batch_size=batch_size,
+                      layout=layout))
     return fake_dataset_fn(input_context)
 
   fake = types.ModuleType('deeplab_tf.data.panoptic_pipeline')
@@ -407,4 +409,42 @@ def test_train_from_flags_reads_the_panoptic_pipeline(
   assert call['record_dir'] == toy_dataset[1] and call['is_training']
   assert call['target_settings'].thing_classes == (2,)
   assert call['settings'].crop_size == (65, 65) and call['batch_size'] == 2
+  assert call['layout'].label_divisor == 1000
   assert {'image', 'label', 'prediction'} <= _event_tags(tmp_path / 'train')
+
+
+def test_train_from_flags_on_real_panoptic_records(tmp_path, restore_flags):
+  """train.py -> panoptic_pipeline -> Trainer on records written here."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.data import records as records_lib  # pylint: disable=g-import-not-at-top
+  path = tmp_path / 'toy.json'
+  path.write_text(json.dumps({'name': 'toy_panoptic', 'num_classes': 3,
+                              'ignore_label': 255,
+                              'splits_to_sizes': {'train': 4}}))
+  record_dir = tmp_path / 'records'
+  record_dir.mkdir()
+  rng = np.random.default_rng(0)
+  shard = records_lib.shard_filename(str(record_dir), 'train', 0, 1)
+  with tf.io.TFRecordWriter(shard) as writer:
+    for index in range(4):
+      category = np.zeros((50, 60), np.int32)
+      instance = np.zeros((50, 60), np.int32)
+      category[30:, :] = 1
+      category[5:20, 10 + index:30 + index] = 2
+      instance[5:20, 10 + index:30 + index] = 1
+      category[8:25, 40:55] = 2
+      instance[8:25, 40:55] = 2
+      image = rng.integers(0, 255, (50, 60, 3), dtype=np.uint8)
+      ok, png = cv2.imencode('.png', image)
+      assert ok
+      writer.write(panoptic_records.panoptic_to_example(
+          png.tobytes(), 'toy%d' % index, 50, 60,
+          panoptic_records.encode_panoptic(category, instance, 1000))
+                   .SerializeToString())
+  _parse(_deeperlab_argv((str(path), str(record_dir)), tmp_path / 'train'))
+  metrics = train_script.train_from_flags()
+  assert PART_TAGS <= set(metrics)
+  assert all(np.isfinite(metrics[t]) for t in PART_TAGS)
+  assert metrics['keypoint_heatmap_loss'] > 0
+  assert tf.train.latest_checkpoint(str(tmp_path / 'train')).endswith('-2')
