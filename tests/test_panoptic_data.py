@@ -167,3 +167,96 @@ def test_out_of_range_category_names_the_record(tmp_path):
       _targets_settings(), batch_size=1, is_training=False)
   with pytest.raises(tf.errors.InvalidArgumentError, match='img0'):
     list(dataset)
+
+
+# --- Cityscapes panoptic converter -------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cityscapes_instance_ids():
+  """6x8 instanceIds: road (7), sky (23), cars (26) 26000 / 26001, a crowd
+  of cars (26 without instance), a caravan instance (29: no trainId)."""
+  ids = np.full((6, 8), 7, np.uint16)
+  ids[:2] = 23
+  ids[2:4, 0:3] = 26000
+  ids[2:4, 3:6] = 26001
+  ids[4, 0:2] = 26
+  ids[5, 6:8] = 29002
+  return ids
+
+
+def test_instance_ids_to_panoptic():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  # By path: a 'datasets' package (e.g. Hugging Face's) may shadow ours.
+  spec = importlib.util.spec_from_file_location(
+      'build_cityscapes_panoptic_data',
+      os.path.join(REPO, 'datasets', 'build_cityscapes_panoptic_data.py'))
+  script = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(script)
+  category, instance = script.instance_ids_to_panoptic(
+      _cityscapes_instance_ids())
+  assert category[0, 0] == 10 and instance[0, 0] == 0     # sky, stuff
+  assert category[5, 0] == 0 and instance[5, 0] == 0      # road
+  assert category[2, 0] == 13 and instance[2, 0] == 1     # car, k=0 -> 1
+  assert category[2, 4] == 13 and instance[2, 4] == 2
+  assert category[4, 0] == 13 and instance[4, 0] == 0     # crowd: no instance
+  assert category[5, 7] == 255 and instance[5, 7] == 0    # caravan: ignored
+  with pytest.raises(ValueError, match='instanceIds'):
+    script.instance_ids_to_panoptic(np.array([[40]]))
+
+
+def _run(*args):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  return subprocess.run(
+      [sys.executable, os.path.join(REPO, 'datasets',
+                                    'build_cityscapes_panoptic_data.py')] +
+      list(args), capture_output=True, text=True, env=env, cwd=REPO,
+      timeout=120)
+
+
+def test_cityscapes_panoptic_script(tmp_path):
+  root = tmp_path / 'cityscapes'
+  rng = np.random.default_rng(0)
+  stems = {'train': ['aachen_000000_000019', 'bochum_000000_000313'],
+           'val': ['frankfurt_000000_000294']}
+  for folder, names in stems.items():
+    for stem in names:
+      city = stem.split('_')[0]
+      image_dir = root / 'leftImg8bit' / folder / city
+      gt_dir = root / 'gtFine' / folder / city
+      image_dir.mkdir(parents=True, exist_ok=True)
+      gt_dir.mkdir(parents=True, exist_ok=True)
+      (image_dir / (stem + '_leftImg8bit.png')).write_bytes(
+          _png(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)))
+      (gt_dir / (stem + '_gtFine_instanceIds.png')).write_bytes(
+          _png(_cityscapes_instance_ids()))
+  out = tmp_path / 'rec'
+  run = _run('--cityscapes_root=%s' % root, '--output_dir=%s' % out,
+             '--num_shards=2')
+  assert run.returncode == 0, run.stderr
+  assert 'train_fine: 2 images' in run.stdout
+  assert 'val_fine: 1 images' in run.stdout
+  shards = sorted(os.listdir(out))
+  assert shards == ['train_fine-00000-of-00002.tfrecord',
+                    'train_fine-00001-of-00002.tfrecord',
+                    'val_fine-00000-of-00002.tfrecord',
+                    'val_fine-00001-of-00002.tfrecord']
+  [sample] = pr.read_panoptic_records(str(out / shards[1]), DIVISOR)
+  assert sample['filename'] == b'bochum_000000_000313'
+  assert sample['category'][2, 4] == 13 and sample['instance'][2, 4] == 2
+  # A missing annotation names the file; nothing half-written is left.
+  (root / 'gtFine' / 'val' / 'frankfurt' /
+   'frankfurt_000000_000294_gtFine_instanceIds.png').unlink()
+  out2 = tmp_path / 'rec2'
+  run = _run('--cityscapes_root=%s' % root, '--output_dir=%s' % out2,
+             '--splits=val_fine')
+  assert run.returncode == 1
+  assert 'frankfurt_000000_000294_gtFine_instanceIds.png' in run.stderr
+  assert 'not found' in run.stderr
+  assert not [n for n in os.listdir(out2) if n.startswith('val_fine')]
+  run = _run('--cityscapes_root=%s' % root, '--output_dir=%s' % out2,
+             '--splits=val_fine', '--skip_bad')
+  assert run.returncode == 0 and 'skipped #0' in run.stderr

@@ -1,0 +1,156 @@
+"""Raw panoptic annotations -> panoptic TFRecord shards (``panoptic_records``).
+
+The panoptic counterpart of ``convert.write_split``, with its guarantees:
+shards named and filled as the original scripts (``ceil(N / num_shards)``
+samples per shard, in order), written under hidden temporary names and
+renamed only when the whole split succeeded, every sample validated with an
+error naming the file (``convert.ConversionError``), ``skip_bad`` to skip and
+list bad samples instead, and a progress line with images/s and ETA.
+
+A converter gives ``PanopticSample(image_path, filename, load_maps)``:
+``load_maps()`` returns the (category, instance) int maps of the image, read
+from whatever the dataset ships (Cityscapes instanceIds PNGs, COCO panoptic
+PNG + JSON, ...).
+"""
+import dataclasses
+import os
+import time
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from deeplab_tf.data import convert
+from deeplab_tf.data import panoptic_records
+from deeplab_tf.data import records
+from deeplab_tf.progress import format_duration
+
+
+@dataclasses.dataclass(frozen=True)
+class PanopticSample:
+  image_path: str
+  filename: str
+  load_maps: Callable[[], Tuple[np.ndarray, np.ndarray]]
+
+
+@dataclasses.dataclass
+class PanopticConvertSettings:
+  output_dir: str
+  split_name: str
+  label_divisor: int
+  num_classes: int
+  num_shards: int = 10
+  ignore_label: int = 255
+  skip_bad: bool = False
+  log_every: int = 100
+
+
+@dataclasses.dataclass
+class PanopticConvertSummary:
+  split_name: str
+  num_written: int
+  skipped: List[str]
+  shard_files: List[str]
+  seconds: float
+  num_segments: int
+
+  def line(self):
+    return ('%s: %d images, %d segments, %d shards, %d skipped, %.1f s'
+            % (self.split_name, self.num_written, self.num_segments,
+               len(self.shard_files), len(self.skipped), self.seconds))
+
+
+def _image_bytes(path):
+  try:
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      data = f.read()
+  except (tf.errors.NotFoundError, OSError):
+    raise convert.ConversionError(path, 'image file not found') from None
+  try:
+    shape = tf.io.decode_image(data, channels=3, expand_animations=False).shape
+  except tf.errors.OpError:
+    raise convert.ConversionError(path, 'cannot decode the image (not a '
+                                  'JPEG/PNG, or truncated)') from None
+  image_format = 'png' if data.startswith(b'\x89PNG') else 'jpeg'
+  return data, int(shape[0]), int(shape[1]), image_format
+
+
+def _example(sample, settings):
+  """(serialized example, number of segments) of one sample; raises ConversionError."""
+  data, height, width, image_format = _image_bytes(sample.image_path)
+  try:
+    category, instance = sample.load_maps()
+  except convert.ConversionError:
+    raise
+  except (ValueError, OSError, KeyError) as e:
+    raise convert.ConversionError(sample.image_path,
+                                  'cannot read its annotation: %s' % e) from None
+  category = np.asarray(category)
+  if category.shape != (height, width):
+    raise convert.ConversionError(
+        sample.image_path, 'annotation is %s, the image %dx%d'
+        % ('x'.join(map(str, category.shape)), height, width))
+  bad = np.unique(category[(category >= settings.num_classes) &
+                           (category != settings.ignore_label)])
+  if bad.size:
+    raise convert.ConversionError(
+        sample.image_path, 'category ids %s outside 0..%d and not the ignore '
+        'label %d' % (bad.tolist()[:8], settings.num_classes - 1,
+                      settings.ignore_label))
+  try:
+    panoptic = panoptic_records.encode_panoptic(category, instance,
+                                                settings.label_divisor)
+  except ValueError as e:
+    raise convert.ConversionError(sample.image_path, str(e)) from None
+  example = panoptic_records.panoptic_to_example(
+      data, sample.filename, height, width, panoptic, image_format=image_format)
+  return example.SerializeToString(), int(np.unique(panoptic).size)
+
+
+def write_panoptic_split(samples: Sequence[PanopticSample],
+                         settings: PanopticConvertSettings
+                         ) -> PanopticConvertSummary:
+  """Writes the split's shards; see the module docstring."""
+  if not samples:
+    raise convert.ConversionError(None, 'split %r has no samples'
+                                  % settings.split_name)
+  tf.io.gfile.makedirs(settings.output_dir)
+  start = time.time()
+  finals, temps, skipped = [], [], []
+  written = segments = 0
+  try:
+    for shard, (lo, hi) in enumerate(convert.shard_assignment(
+        len(samples), settings.num_shards)):
+      final = records.shard_filename(settings.output_dir, settings.split_name,
+                                     shard, settings.num_shards)
+      temp = convert._temp_name(final)  # pylint: disable=protected-access
+      finals.append(final)
+      temps.append(temp)
+      with tf.io.TFRecordWriter(temp) as writer:
+        for index in range(lo, hi):
+          try:
+            serialized, count = _example(samples[index], settings)
+          except convert.ConversionError as e:
+            if not settings.skip_bad:
+              raise
+            skipped.append('#%d %s' % (index, e))
+            continue
+          writer.write(serialized)
+          written += 1
+          segments += count
+          done = index + 1
+          if done % settings.log_every == 0 or done == len(samples):
+            rate = done / max(time.time() - start, 1e-9)
+            logging.info('%s: %d/%d images, %.1f images/s, ETA %s',
+                         settings.split_name, done, len(samples), rate,
+                         format_duration((len(samples) - done) / rate))
+  except BaseException:
+    for temp in temps:
+      if tf.io.gfile.exists(temp):
+        tf.io.gfile.remove(temp)
+    raise
+  for temp, final in zip(temps, finals):
+    tf.io.gfile.rename(temp, final, overwrite=True)
+  return PanopticConvertSummary(settings.split_name, written, skipped, finals,
+                                time.time() - start, segments)
