@@ -158,11 +158,23 @@ def test_large_instance_weight_one_and_stuff_is_not_an_instance():
   category = np.full((70, 70), 2, np.int32)
   instance = np.zeros((70, 70), np.int32)
   category[:65, :65] = 1     # 65 * 65 = 4225 >= 4096 pixels
+  instance[:65, :65] = 1
   settings = pt.PanopticTargetSettings(thing_classes=(1,), radius=3.0)
   t = pt.panoptic_targets(category, instance, settings)
   assert np.all(t['semantic_weights'] == 1)
   assert len(pt.find_instances(category, instance, settings)) == 1
   assert t['long_range_mask'][..., 0].sum() == 65 * 65
+
+
+def test_thing_pixels_without_instance_are_a_crowd_not_an_instance():
+  category = np.full((30, 30), 2, np.int32)
+  instance = np.zeros((30, 30), np.int32)
+  category[5:15, 5:15] = 1           # a crowd: thing class, instance 0
+  settings = pt.PanopticTargetSettings(thing_classes=(1,), radius=3.0)
+  assert pt.find_instances(category, instance, settings) == []
+  t = pt.panoptic_targets(category, instance, settings)
+  assert t['semantic'][10, 10] == 1
+  assert t['keypoint_heatmap'].sum() == 0 and t['long_range_mask'].sum() == 0
 
 
 def test_overlapping_disks_go_to_the_nearest_keypoint():

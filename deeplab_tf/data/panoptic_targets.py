@@ -134,7 +134,9 @@ def _check_maps(category, instance):
 def find_instances(category, instance, settings):
   """Every (thing category, instance id) segment of the maps, in id order."""
   category, instance = _check_maps(category, instance)
-  is_thing = np.isin(category, settings.thing_classes)
+  # Instance 0 is "no instance" (e.g. a Cityscapes crowd of cars): such
+  # regions keep their semantic label but give no keypoints or offsets.
+  is_thing = np.isin(category, settings.thing_classes) & (instance > 0)
   pairs = np.unique(np.stack([category[is_thing], instance[is_thing]], 1),
                     axis=0) if is_thing.any() else np.zeros((0, 2), np.int64)
   found = []
