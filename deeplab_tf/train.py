@@ -129,6 +129,13 @@ flags.DEFINE_list('thing_classes', None,
                   'instances get keypoints and offsets); unset: the dataset '
                   'descriptor\'s thing_classes, else the dataset\'s panoptic '
                   'layout (cityscapes: trainIds 11..18).')
+flags.DEFINE_float('all_batch_norm_decay', None,
+                   'Ours: the moving-average decay of EVERY BatchNorm, backbone '
+                   'included (--batch_norm_decay only reaches the ASPP / '
+                   'decoder ones, as the original). Unset keeps the '
+                   'original\'s per-part decays; short runs from scratch '
+                   '(the CamVid recipe: 0.95) need a faster average.',
+                   lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer('panoptic_label_divisor', None,
                      'DeeperLab: the records\' panoptic ids are category * '
                      'this + instance; unset: the dataset\'s layout '
@@ -263,7 +270,8 @@ def settings_from_flags():
       jit_compile=FLAGS.jit_compile,
       colormap=descriptor.colormap or 'pascal',
       deeperlab_loss=deeperlab_loss_settings_from_flags(descriptor),
-      trainable_scopes=tuple(FLAGS.trainable_scopes or ()))
+      trainable_scopes=tuple(FLAGS.trainable_scopes or ()),
+      batch_norm_decay=FLAGS.all_batch_norm_decay)
   inputs = InputSettings(
       crop_size=options.crop_size, min_resize_value=FLAGS.min_resize_value,
       max_resize_value=FLAGS.max_resize_value,

@@ -29,6 +29,7 @@ from deeplab_tf import recipe
 from deeplab_tf import train as train_script
 from deeplab_tf.data import datasets_info
 from deeplab_tf.models import build_model
+from deeplab_tf.models import deeperlab
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = os.path.join(REPO, 'experiments')
@@ -120,8 +121,12 @@ def _train_build(path):
               '--dataset_dir=/tmp/unused'])
       options, settings, _, descriptor = train_script.settings_from_flags()
       descriptor.check_split(flags.FLAGS.train_split)
-      model = build_model(options)
-      assert model.output['merged_logits'].shape[-1] == descriptor.num_classes
+      if isinstance(options, deeperlab.DeeperLabOptions):
+        model = deeperlab.build_deeperlab(options)
+        assert model.output['semantic'].shape[-1] == descriptor.num_classes
+      else:
+        model = build_model(options)
+        assert model.output['merged_logits'].shape[-1] == descriptor.num_classes
       _BUILT[path] = (options, _variables(model), settings, descriptor)
     finally:
       flags.FLAGS.unparse_flags()
