@@ -56,6 +56,7 @@ setup(
             'deeplab-vis=deeplab_tf.vis:run',
             'deeplab-export=deeplab_tf.export_model:run',
             'deeplab-demo=deeplab_tf.demo:run',
+            'deeplab-eval-deeperlab=deeplab_tf.eval_deeperlab:run',
         ],
     },
 )

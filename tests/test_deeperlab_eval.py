@@ -131,3 +131,74 @@ def test_real_model_runs_end_to_end():
   assert result.num_images == 1
   assert 0.0 <= result.pq <= 1.0 and 0.0 <= result.pc <= 1.0
   assert len(result.pq_per_class) == 3
+
+
+def _run_eval_script(*args):
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  return subprocess.run([sys.executable, '-m', 'deeplab_tf.eval_deeperlab'] +
+                        list(args), capture_output=True, text=True, env=env,
+                        timeout=300)
+
+
+def test_eval_script_on_a_checkpoint_and_records(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  import cv2  # pylint: disable=g-import-not-at-top
+  from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.data import records  # pylint: disable=g-import-not-at-top
+  descriptor = tmp_path / 'toy.json'
+  descriptor.write_text(json.dumps({
+      'name': 'toy_panoptic', 'num_classes': 3, 'ignore_label': 255,
+      'splits_to_sizes': {'val': 2}}))
+  record_dir = tmp_path / 'records'
+  record_dir.mkdir()
+  rng = np.random.default_rng(0)
+  with tf.io.TFRecordWriter(records.shard_filename(str(record_dir), 'val', 0,
+                                                   1)) as writer:
+    for index, (height, width) in enumerate(((40, 50), (33, 61))):
+      category = np.zeros((height, width), np.int32)
+      instance = np.zeros((height, width), np.int32)
+      category[20:, :] = 1
+      category[5:15, 5:20] = 2
+      instance[5:15, 5:20] = 1
+      ok, png = cv2.imencode('.png', rng.integers(0, 255, (height, width, 3),
+                                                  dtype=np.uint8))
+      assert ok
+      writer.write(panoptic_records.panoptic_to_example(
+          png.tobytes(), 'toy%d' % index, height, width,
+          panoptic_records.encode_panoptic(category, instance, 1000))
+                   .SerializeToString())
+  options = deeperlab.DeeperLabOptions(
+      num_classes=3, model_variant='wider_mobilenet_v2', crop_size=(65, 65),
+      depth_multiplier=0.25, aspp_convs_filters=32)
+  model = deeperlab.build_deeperlab(options)
+  logdir = tmp_path / 'train'
+  logdir.mkdir()
+  (logdir / 'model_options.json').write_text(json.dumps(options.to_dict()))
+  tf.train.Checkpoint(model=checkpoints.NamedVariables(model)).save(
+      str(logdir / 'ckpt'))
+  vis = tmp_path / 'vis'
+  run = _run_eval_script(
+      '--checkpoint_dir=%s' % logdir, '--dataset=%s' % descriptor,
+      '--dataset_dir=%s' % record_dir, '--eval_split=val',
+      '--thing_classes=2', '--panoptic_label_divisor=1000',
+      '--vis_dir=%s' % vis)
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert 'on 2 images' in run.stdout and 'PQ' in run.stdout
+  metrics = json.loads((logdir / 'eval_panoptic' /
+                        'panoptic_metrics-1.json').read_text())
+  assert metrics['num_images'] == 2 and metrics['step'] == 1
+  assert 0.0 <= metrics['panoptic_quality']['All']['pq'] <= 1.0
+  assert len(metrics['pq_per_class']) == 3
+  picture = cv2.imread(str(vis / '000001_panoptic_gt.png'))
+  assert picture.shape == (33, 61, 3)
+  assert (vis / '000000_panoptic.png').exists()
+  # A folder without a checkpoint: one ERROR line, exit 1.
+  run = _run_eval_script('--checkpoint_dir=%s' % tmp_path,
+                         '--dataset=%s' % descriptor,
+                         '--dataset_dir=%s' % record_dir, '--eval_split=val',
+                         '--thing_classes=2', '--panoptic_label_divisor=1000')
+  assert run.returncode == 1 and 'ERROR:' in run.stderr
