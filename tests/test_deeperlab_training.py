@@ -130,6 +130,8 @@ def test_deeperlab_trains_and_logs_each_head(phase1):
   assert done['step'] == 20 and done['checkpoint'].endswith('ckpt-20')
 
 
+# Resume is covered in the default set by test_trainer; this DeeperLab one is slow.
+@pytest.mark.slow
 def test_deeperlab_resume_keeps_step_and_weights(phase1, tmp_path):
   again = Trainer(OPTIONS, settings(phase1.logdir, 22), panoptic_dataset_fn())
   assert again.initialize().startswith('resumed from')
@@ -379,6 +381,8 @@ def test_flag_errors_thing_classes_and_deeperlab_flags_on_deeplab(
     train_script.settings_from_flags()
 
 
+# test_train_from_flags_on_real_panoptic_records covers the real path by default.
+@pytest.mark.slow
 def test_train_from_flags_reads_the_panoptic_pipeline(
     toy_dataset, tmp_path, restore_flags, monkeypatch):
   """train.py hands build_panoptic_dataset its documented arguments."""

@@ -167,6 +167,8 @@ def test_train_flagfile_parses_and_builds(path):
   _train_build(path)
 
 
+# Rebuilds every trained model a second time: run by the slow set.
+@pytest.mark.slow
 @pytest.mark.parametrize('path', EVAL_FLAGFILES, ids=_rel)
 def test_eval_flagfile_parses_and_builds_the_trained_model(path):
   header = _header(path)

@@ -42,6 +42,8 @@ def _import_in_subprocess(specs):
                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
 
 
+# A subprocess per script (~4 s each): run by the slow set.
+@pytest.mark.slow
 @pytest.mark.parametrize('spec', SCRIPTS)
 def test_console_script_entry_point_resolves(spec):
   proc = _import_in_subprocess([spec])
