@@ -116,10 +116,7 @@ def build_panoptic_dataset(
     layout = panoptic_records.get_layout(
         descriptor.name, thing_classes=target_settings.thing_classes or None)
   files = pipeline.list_shards(record_dir, split_name)
-  if deterministic and seed is None:
-    seed = 0
-  if seed is not None and input_context is not None:
-    seed = seed + 1009 * input_context.input_pipeline_id
+  seed = pipeline.pipeline_seed(seed, deterministic, input_context)
   elements = pipeline._read_records(  # pylint: disable=protected-access
       files, settings, is_training, input_context, deterministic, seed, None)
   # The packed label holds instance ids above 255: the semantic range check

@@ -409,6 +409,16 @@ def _read_records(files, settings, is_training, input_context, deterministic,
   return dataset
 
 
+def pipeline_seed(seed, deterministic, input_context):
+  """The seed of this input pipeline: 0 when deterministic and unset, and
+  distinct per pipeline (shuffles and augmentation) under tf.distribute."""
+  if deterministic and seed is None:
+    seed = 0
+  if seed is not None and input_context is not None:
+    seed = seed + 1009 * input_context.input_pipeline_id
+  return seed
+
+
 def build_dataset(descriptor, split_name, record_dir,
                   settings: InputSettings, batch_size, is_training,
                   input_context: Optional[tf.distribute.InputContext] = None,
@@ -455,11 +465,7 @@ def build_dataset(descriptor, split_name, record_dir,
                      % (bad, descriptor.name, descriptor.num_classes - 1,
                         descriptor.ignore_label))
   files = list_shards(record_dir, split_name)
-  if deterministic and seed is None:
-    seed = 0
-  if seed is not None and input_context is not None:
-    # Distinct shuffles and augmentation per input pipeline.
-    seed = seed + 1009 * input_context.input_pipeline_id
+  seed = pipeline_seed(seed, deterministic, input_context)
 
   duplicate = is_training and settings.duplicates_hard_classes
   repeat_table = None
