@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import panoptic_helpers
+
 from deeplab_tf.data import panoptic_targets as pt
 from deeplab_tf.evaluation import deeperlab_inference as inference
 from deeplab_tf.evaluation.panoptic_quality import PanopticQuality
@@ -327,36 +329,11 @@ def test_deeperlab_loss_on_model_outputs_resizes_and_has_gradients(
 
 # --- inference --------------------------------------------------------------
 
-def _scene():
-  """41x41: stuff 0 and 2 (a road band), things 1 and 3, an ignored patch."""
-  category = np.zeros((41, 41), np.int32)
-  instance = np.zeros((41, 41), np.int32)
-  category[34:, :] = 2
-  category[4:13, 4:15] = 1
-  instance[4:13, 4:15] = 1
-  category[18:27, 22:35] = 3
-  instance[18:27, 22:35] = 1
-  category[24:31, 3:12] = 1
-  instance[24:31, 3:12] = 2
-  category[0:2, 30:40] = 255
-  return category, instance
-
-
-def _perfect_outputs(targets, num_classes):
-  semantic = np.where(targets['semantic'] == 255, 0, targets['semantic'])
-  return {
-      'semantic': np.eye(num_classes)[semantic] * 10.0,
-      'keypoint_heatmap': (targets['keypoint_heatmap'] * 2.0 - 1.0) * 10.0,
-      'long_range_offsets': targets['long_range_offsets'],
-      'short_range_offsets': targets['short_range_offsets'],
-      'middle_range_offsets': targets['middle_range_offsets']}
-
-
 def test_inference_recovers_the_groundtruth_from_perfect_outputs():
-  category, instance = _scene()
+  category, instance = panoptic_helpers.scene()
   settings = pt.PanopticTargetSettings(thing_classes=(1, 3), radius=3.0)
   targets = pt.panoptic_targets(category, instance, settings)
-  outputs = _perfect_outputs(targets, 4)
+  outputs = panoptic_helpers.perfect_outputs(targets, 4)
   inference_settings = inference.InferenceSettings(thing_classes=(1, 3),
                                                    radius=3.0)
   peaks = inference.detect_keypoints(outputs['keypoint_heatmap'],

@@ -3,36 +3,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import panoptic_helpers
+
 from deeplab_tf.data import panoptic_targets as pt
 from deeplab_tf.evaluation import deeperlab_eval
 from deeplab_tf.evaluation import deeperlab_inference as inference
 from deeplab_tf.models import deeperlab
 
 
-def _scene():
-  """41x41: stuff 0 and 2, things 1 (two instances) and 3, an ignored patch."""
-  category = np.zeros((41, 41), np.int32)
-  instance = np.zeros((41, 41), np.int32)
-  category[34:, :] = 2
-  category[4:13, 4:15] = 1
-  instance[4:13, 4:15] = 1
-  category[18:27, 22:35] = 3
-  instance[18:27, 22:35] = 1
-  category[24:31, 3:12] = 1
-  instance[24:31, 3:12] = 2
-  category[0:2, 30:40] = 255
-  return category, instance
-
-
 def _perfect_outputs(category, instance, num_classes, settings):
-  targets = pt.panoptic_targets(category, instance, settings)
-  semantic = np.where(targets['semantic'] == 255, 0, targets['semantic'])
-  return {
-      'semantic': np.eye(num_classes)[semantic] * 10.0,
-      'keypoint_heatmap': (targets['keypoint_heatmap'] * 2.0 - 1.0) * 10.0,
-      'long_range_offsets': targets['long_range_offsets'],
-      'short_range_offsets': targets['short_range_offsets'],
-      'middle_range_offsets': targets['middle_range_offsets']}
+  return panoptic_helpers.perfect_outputs(
+      pt.panoptic_targets(category, instance, settings), num_classes)
 
 
 class _OracleModel:
@@ -56,7 +37,7 @@ def _settings(**kwargs):
 
 
 def test_perfect_outputs_give_pq_pc_miou_of_one():
-  category, instance = _scene()
+  category, instance = panoptic_helpers.scene()
   target_settings = pt.PanopticTargetSettings(thing_classes=(1, 3), radius=3.0)
   flipped = (category[:, ::-1].copy(), instance[:, ::-1].copy())
   outputs = [_perfect_outputs(c, i, 4, target_settings)
@@ -79,7 +60,7 @@ def test_perfect_outputs_give_pq_pc_miou_of_one():
 
 
 def test_a_merged_instance_lowers_things_pq_only():
-  category, instance = _scene()
+  category, instance = panoptic_helpers.scene()
   target_settings = pt.PanopticTargetSettings(thing_classes=(1, 3), radius=3.0)
   outputs = _perfect_outputs(category, instance, 4, target_settings)
   evaluator = deeperlab_eval.DeeperLabEvaluator(_OracleModel([outputs]),
@@ -100,7 +81,7 @@ def test_a_merged_instance_lowers_things_pq_only():
 
 
 def test_max_images_and_settings_checks():
-  category, instance = _scene()
+  category, instance = panoptic_helpers.scene()
   target_settings = pt.PanopticTargetSettings(thing_classes=(1, 3), radius=3.0)
   outputs = _perfect_outputs(category, instance, 4, target_settings)
   evaluator = deeperlab_eval.DeeperLabEvaluator(
