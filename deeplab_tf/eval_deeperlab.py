@@ -72,7 +72,7 @@ def _prefix_and_logdir(path):
 
 
 def load_model(checkpoint_dir):
-  """(model, DeeperLabOptions, checkpoint prefix, step) from a train_logdir."""
+  """(model, DeeperLabOptions, checkpoint prefix, step, train_logdir)."""
   from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
   from deeplab_tf.models import deeperlab  # pylint: disable=g-import-not-at-top
   from deeplab_tf.training import tasks  # pylint: disable=g-import-not-at-top
@@ -91,7 +91,8 @@ def load_model(checkpoint_dir):
   logging.info(checkpoints.restore_model(model, prefix))
   # The trainer's CheckpointManager names checkpoints ckpt-<step>.
   match = re.search(r'-(\d+)$', prefix)
-  return model, options, prefix, int(match.group(1)) if match else 0
+  return (model, options, prefix, int(match.group(1)) if match else 0,
+          logdir)
 
 
 def _thing_classes(descriptor):
@@ -145,7 +146,8 @@ def evaluate_from_flags():
   if not FLAGS.checkpoint_dir or not FLAGS.dataset_dir:
     raise app.UsageError('--checkpoint_dir and --dataset_dir are required.')
   descriptor = datasets_info.get_descriptor(FLAGS.dataset)
-  model, options, prefix, step = load_model(FLAGS.checkpoint_dir)
+  model, options, prefix, step, train_logdir = load_model(
+      FLAGS.checkpoint_dir)
   if options.num_classes != descriptor.num_classes:
     raise ValueError('the model predicts %d classes, dataset %r has %d.'
                      % (options.num_classes, descriptor.name,
@@ -180,8 +182,7 @@ def evaluate_from_flags():
   result = evaluator.evaluate(
       dataset, max_images=FLAGS.max_number_of_images or None,
       on_image=on_image, total_images=total)
-  logdir = FLAGS.eval_logdir or os.path.join(
-      _prefix_and_logdir(FLAGS.checkpoint_dir)[1], 'eval_panoptic')
+  logdir = FLAGS.eval_logdir or os.path.join(train_logdir, 'eval_panoptic')
   os.makedirs(logdir, exist_ok=True)
   record = dict(result.to_dict(), checkpoint=prefix, step=step,
                 split=FLAGS.eval_split)
