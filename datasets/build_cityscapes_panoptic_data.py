@@ -71,11 +71,7 @@ def instance_ids_to_panoptic(instance_ids):
 
 def _load(path):
   def load():
-    try:
-      with tf.io.gfile.GFile(path, 'rb') as f:
-        data = f.read()
-    except (tf.errors.NotFoundError, OSError):
-      raise convert.ConversionError(path, 'instanceIds file not found') from None
+    data = convert.read_file_bytes(path, 'instanceIds')
     try:
       ids = tf.io.decode_png(data, channels=1, dtype=tf.uint16).numpy()[..., 0]
     except tf.errors.OpError:

@@ -31,6 +31,8 @@ from deeplab_tf import model_flags
 
 FLAGS = flags.FLAGS
 model_flags.define_dataset_flags()
+# Resizing at input time, as training (Mapillary: longer side 1441).
+model_flags.define_resize_flags()
 flags.DEFINE_string('checkpoint_dir', None, 'A DeeperLab train_logdir (its '
                     'newest checkpoint and model_options.json) or a checkpoint '
                     'prefix inside one.')
@@ -95,16 +97,14 @@ def load_model(checkpoint_dir):
           logdir)
 
 
-def _thing_classes(descriptor):
+def _layout(descriptor):
   from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
-  if FLAGS.thing_classes:
-    return tuple(int(c) for c in FLAGS.thing_classes)
-  layout = panoptic_records.PANOPTIC_LAYOUTS.get(descriptor.name)
-  if layout is None:
-    raise app.UsageError('dataset %r has no panoptic layout: give '
-                         '--thing_classes and --panoptic_label_divisor.'
-                         % descriptor.name)
-  return layout.thing_classes
+  try:
+    return panoptic_records.get_layout(
+        descriptor, thing_classes=[int(c) for c in FLAGS.thing_classes or ()],
+        label_divisor=FLAGS.panoptic_label_divisor)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
 
 
 def _vis_writer(vis_dir, limit, colormap):
@@ -138,7 +138,6 @@ def evaluate_from_flags():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab_tf.data import datasets_info  # pylint: disable=g-import-not-at-top
   from deeplab_tf.data import panoptic_pipeline  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
   from deeplab_tf.data import panoptic_targets  # pylint: disable=g-import-not-at-top
   from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   from deeplab_tf.evaluation import deeperlab_eval  # pylint: disable=g-import-not-at-top
@@ -152,13 +151,14 @@ def evaluate_from_flags():
     raise ValueError('the model predicts %d classes, dataset %r has %d.'
                      % (options.num_classes, descriptor.name,
                         descriptor.num_classes))
-  things = _thing_classes(descriptor)
-  layout = panoptic_records.get_layout(
-      descriptor.name, thing_classes=things,
-      label_divisor=FLAGS.panoptic_label_divisor)
+  layout = _layout(descriptor)
+  things = layout.thing_classes
   inputs = pipeline.InputSettings(crop_size=None, pad_multiple=16,
                                   model_variant=options.model_options()
-                                  .model_variant)
+                                  .model_variant,
+                                  min_resize_value=FLAGS.min_resize_value,
+                                  max_resize_value=FLAGS.max_resize_value,
+                                  resize_factor=FLAGS.resize_factor)
   targets = panoptic_targets.PanopticTargetSettings(
       thing_classes=things, radius=FLAGS.keypoint_radius,
       ignore_label=descriptor.ignore_label)

@@ -127,8 +127,9 @@ flags.DEFINE_list('trainable_scopes', [],
 flags.DEFINE_list('thing_classes', None,
                   'DeeperLab: class ids of the "thing" classes (their '
                   'instances get keypoints and offsets); unset: the dataset '
-                  'descriptor\'s thing_classes, else the dataset\'s panoptic '
-                  'layout (cityscapes: trainIds 11..18).')
+                  'descriptor\'s thing_classes (cityscapes: trainIds 11..18, '
+                  'coco_panoptic: 1..80; the JSON a panoptic converter '
+                  'writes has them).')
 flags.DEFINE_float('all_batch_norm_decay', None,
                    'Ours: the moving-average decay of EVERY BatchNorm, backbone '
                    'included (--batch_norm_decay only reaches the ASPP / '
@@ -138,9 +139,9 @@ flags.DEFINE_float('all_batch_norm_decay', None,
                    lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer('panoptic_label_divisor', None,
                      'DeeperLab: the records\' panoptic ids are category * '
-                     'this + instance; unset: the dataset\'s layout '
-                     '(cityscapes: 1000, as deeplab2). Needed for other '
-                     'datasets.', lower_bound=1)
+                     'this + instance; unset: the dataset descriptor\'s '
+                     'panoptic_label_divisor (cityscapes: 1000, coco_panoptic: '
+                     '256, as deeplab2).', lower_bound=1)
 flags.DEFINE_float('deeperlab_top_k_percent_pixels', 0.15,
                    'DeeperLab: fraction of the hardest pixels the '
                    'bootstrapped semantic CE keeps (paper, Sec. 3.2: 0.15).')
@@ -311,31 +312,22 @@ def deeperlab_loss_settings_from_flags(descriptor):
       ignore_label=descriptor.ignore_label)
 
 
+def panoptic_layout_from_flags(descriptor):
+  """The dataset's PanopticLayout; --thing_classes / --panoptic_label_divisor override it."""
+  from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
+  try:
+    return panoptic_records.get_layout(
+        descriptor, thing_classes=[int(c) for c in FLAGS.thing_classes or ()],
+        label_divisor=FLAGS.panoptic_label_divisor)
+  except ValueError as e:
+    raise app.UsageError('DeeperLab needs the thing classes (whose instances '
+                         'get keypoints) and the records\' label divisor: %s'
+                         % e) from None
+
+
 def thing_classes_from_flags(descriptor):
-  """--thing_classes, else the descriptor's; refuses none or ids out of range."""
-  if FLAGS.thing_classes:
-    try:
-      classes = tuple(int(c) for c in FLAGS.thing_classes)
-    except ValueError:
-      raise app.UsageError('--thing_classes must be class ids (ints); got %s.'
-                           % ','.join(FLAGS.thing_classes)) from None
-  else:
-    from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
-    layout = panoptic_records.PANOPTIC_LAYOUTS.get(descriptor.name)
-    classes = tuple(getattr(descriptor, 'thing_classes', None) or
-                    (layout.thing_classes if layout else ()))
-  if not classes:
-    raise app.UsageError(
-        'DeeperLab needs the thing classes (whose instances get keypoints): '
-        'give --thing_classes=<ids>; dataset %r has no thing_classes.'
-        % descriptor.name)
-  bad = [c for c in classes if not 0 <= c < descriptor.num_classes]
-  if bad:
-    raise app.UsageError('--thing_classes %s lie outside 0..%d (dataset %r '
-                         'has %d classes).' % (bad, descriptor.num_classes - 1,
-                                               descriptor.name,
-                                               descriptor.num_classes))
-  return classes
+  """--thing_classes, else the dataset's; refuses none or ids out of range."""
+  return panoptic_layout_from_flags(descriptor).thing_classes
 
 
 def panoptic_target_settings_from_flags(descriptor):
@@ -375,13 +367,7 @@ def make_dataset_fn(options, settings, inputs, descriptor):
         'deeplab_tf.data.panoptic_pipeline, which this installation lacks '
         '(%s).' % e) from e
 
-  from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
-  try:
-    layout = panoptic_records.get_layout(
-        descriptor.name, thing_classes=targets.thing_classes,
-        label_divisor=FLAGS.panoptic_label_divisor)
-  except ValueError as e:
-    raise app.UsageError('%s (--panoptic_label_divisor)' % e) from None
+  layout = panoptic_layout_from_flags(descriptor)
 
   def panoptic_dataset_fn(input_context):
     return panoptic_pipeline.build_panoptic_dataset(

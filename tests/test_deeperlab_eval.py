@@ -133,7 +133,8 @@ def test_eval_script_on_a_checkpoint_and_records(tmp_path):
   descriptor = tmp_path / 'toy.json'
   descriptor.write_text(json.dumps({
       'name': 'toy_panoptic', 'num_classes': 3, 'ignore_label': 255,
-      'splits_to_sizes': {'val': 2}}))
+      'splits_to_sizes': {'val': 2}, 'thing_classes': [2],
+      'panoptic_label_divisor': 1000}))
   record_dir = tmp_path / 'records'
   record_dir.mkdir()
   rng = np.random.default_rng(0)
@@ -165,8 +166,7 @@ def test_eval_script_on_a_checkpoint_and_records(tmp_path):
   run = _run_eval_script(
       '--checkpoint_dir=%s' % logdir, '--dataset=%s' % descriptor,
       '--dataset_dir=%s' % record_dir, '--eval_split=val',
-      '--thing_classes=2', '--panoptic_label_divisor=1000',
-      '--vis_dir=%s' % vis)
+      '--vis_dir=%s' % vis)   # thing classes and divisor from the JSON
   assert run.returncode == 0, run.stderr[-3000:]
   assert 'on 2 images' in run.stdout and 'PQ' in run.stdout
   metrics = json.loads((logdir / 'eval_panoptic' /

@@ -1,4 +1,5 @@
 """DeeperLab on the shared Trainer; trainable_scopes; the train.py DeeperLab flags."""
+import dataclasses
 import glob
 import json
 import os
@@ -15,6 +16,7 @@ from absl import app
 from deeplab_tf import checkpoints
 from deeplab_tf import model_flags
 from deeplab_tf import train as train_script
+from deeplab_tf.data import panoptic_records
 from deeplab_tf.data import panoptic_targets as pt
 from deeplab_tf.evaluation import watch
 from deeplab_tf.models import ModelOptions
@@ -370,11 +372,24 @@ def test_flag_errors_thing_classes_and_deeperlab_flags_on_deeplab(
           if not a.startswith('--thing_classes')]
   _parse(argv)
   _, _, _, descriptor = train_script.settings_from_flags()
-  with pytest.raises(app.UsageError, match='give --thing_classes'):
+  with pytest.raises(app.UsageError, match=r'\(thing_classes missing\)'):
     train_script.panoptic_target_settings_from_flags(descriptor)
   _parse(argv + ['--thing_classes=3'])
-  with pytest.raises(app.UsageError, match=r'\[3\] lie outside 0..2'):
+  with pytest.raises(app.UsageError, match=r'\[3\] are not class ids of '
+                     'dataset .toy_panoptic. \\(0..2'):
     train_script.panoptic_target_settings_from_flags(descriptor)
+  # A dataset JSON with panoptic fields (as the converters write) needs no
+  # flags; the flags still override it.
+  described = dataclasses.replace(descriptor, thing_classes=(1, 2),
+                                  panoptic_label_divisor=256)
+  _parse(argv)
+  assert train_script.panoptic_layout_from_flags(described) == \
+      panoptic_records.PanopticLayout(label_divisor=1000,
+                                      thing_classes=(1, 2))
+  _parse([a for a in argv if not a.startswith('--panoptic_label_divisor')]
+         + ['--thing_classes=2'])
+  assert train_script.panoptic_layout_from_flags(described) == \
+      panoptic_records.PanopticLayout(label_divisor=256, thing_classes=(2,))
   _parse(['--dataset=' + toy_dataset[0], '--train_logdir=' + str(tmp_path),
           '--deeperlab_heatmap_loss_weight=2'])
   with pytest.raises(app.UsageError, match='only for DeeperLab'):
@@ -420,7 +435,6 @@ def test_train_from_flags_reads_the_panoptic_pipeline(
 def test_train_from_flags_on_real_panoptic_records(tmp_path, restore_flags):
   """train.py -> panoptic_pipeline -> Trainer on records written here."""
   import cv2  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
   from deeplab_tf.data import records as records_lib  # pylint: disable=g-import-not-at-top
   path = tmp_path / 'toy.json'
   path.write_text(json.dumps({'name': 'toy_panoptic', 'num_classes': 3,

@@ -99,10 +99,13 @@ def _parse(argv):
   fv = flags.FLAGS
   fv.unparse_flags()
   fv(argv)
-  # The quickstart flagfiles name the generated records' dataset.json; the
-  # registered descriptor is the same dataset.
+  # Flagfiles may name the dataset.json that a converter (or the quickstart)
+  # writes beside its records; before that exists, the registered descriptor
+  # of the records' folder (mapillary_vistas) or the quickstart stands in.
   if fv.dataset.endswith('.json') and not os.path.exists(fv.dataset):
-    fv.dataset = 'quickstart'
+    folder = os.path.basename(os.path.dirname(fv.dataset))
+    fv.dataset = (folder if folder in datasets_info.DATASETS
+                  else 'quickstart')
 
 
 def _variables(model):

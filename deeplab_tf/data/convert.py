@@ -209,6 +209,14 @@ def _read_bytes(path, what):
   return data
 
 
+def read_file_bytes(path, what):
+  """A file's bytes; ConversionError naming it if absent, a folder, unreadable or empty."""
+  try:
+    return _read_bytes(path, what)
+  except _Bad as e:
+    raise ConversionError(e.path, e.reason) from None
+
+
 def _sniff(data):
   if data.startswith(_JPEG_MAGIC):
     return 'jpeg'

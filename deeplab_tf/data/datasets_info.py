@@ -12,8 +12,14 @@ by a small JSON file instead of an edit of this module::
       "splits_to_sizes": {"train": 800, "val": 200},
       "class_names": ["background", "a", "b", "c", "d"],      (optional)
       "colormap": [[0, 0, 0], [128, 0, 0], ...],               (optional)
-      "unlabeled_splits": ["test"]                             (optional)
+      "unlabeled_splits": ["test"],                            (optional)
+      "thing_classes": [1, 2],                                 (optional)
+      "panoptic_label_divisor": 1000                           (optional)
     }
+
+The last two describe panoptic records (``panoptic_records``): which classes
+have instances, and the ``category * divisor + instance`` layout. The
+panoptic converters write such a file beside their records.
 
 ``get_descriptor('pascal_voc_seg')`` or ``get_descriptor('path/to/x.json')``
 returns a ``DatasetDescriptor``.
@@ -62,6 +68,9 @@ class DatasetDescriptor:
     colormap: optional RGB colours, one per class id (visualisation).
     unlabeled_splits: splits whose records are read without a label (the
       original skips the label of the ``test`` split).
+    thing_classes: panoptic datasets: the class ids with instances.
+    panoptic_label_divisor: panoptic datasets: records hold
+      ``category * panoptic_label_divisor + instance``.
   """
   name: str
   splits_to_sizes: Mapping[str, int]
@@ -70,6 +79,8 @@ class DatasetDescriptor:
   class_names: Optional[Tuple[str, ...]] = None
   colormap: Optional[Tuple[Tuple[int, int, int], ...]] = None
   unlabeled_splits: Tuple[str, ...] = DEFAULT_UNLABELED_SPLITS
+  thing_classes: Optional[Tuple[int, ...]] = None
+  panoptic_label_divisor: Optional[int] = None
 
   def __post_init__(self):
     where = 'dataset %r' % (self.name,)
@@ -122,6 +133,28 @@ class DatasetDescriptor:
       raise DescriptorError('%s: unlabeled_splits must be split names; got %r.'
                             % (where, self.unlabeled_splits))
     object.__setattr__(self, 'unlabeled_splits', unlabeled)
+    self._check_panoptic(where)
+
+  def _check_panoptic(self, where):
+    if self.thing_classes is not None:
+      things = self.thing_classes
+      if (not isinstance(things, Sequence) or isinstance(things, str)
+          or not all(_is_int(c) for c in things)):
+        raise DescriptorError('%s: thing_classes must be a list of class ids; '
+                              'got %r.' % (where, things))
+      bad = [c for c in things
+             if not 0 <= c < self.num_classes or c == self.ignore_label]
+      if bad:
+        raise DescriptorError('%s: thing_classes %s are not class ids (0..%d, '
+                              'ignore label %d).' % (
+                                  where, bad, self.num_classes - 1,
+                                  self.ignore_label))
+      object.__setattr__(self, 'thing_classes',
+                         tuple(sorted(set(int(c) for c in things))))
+    divisor = self.panoptic_label_divisor
+    if divisor is not None and (not _is_int(divisor) or divisor < 1):
+      raise DescriptorError('%s: panoptic_label_divisor must be a positive '
+                            'int; got %r.' % (where, divisor))
 
   def split_size(self, split_name):
     """Records in ``split_name``; a split the dataset lacks raises, listing them."""
@@ -148,6 +181,10 @@ class DatasetDescriptor:
       out['colormap'] = [list(c) for c in self.colormap]
     if self.unlabeled_splits != DEFAULT_UNLABELED_SPLITS:
       out['unlabeled_splits'] = list(self.unlabeled_splits)
+    if self.thing_classes is not None:
+      out['thing_classes'] = list(self.thing_classes)
+    if self.panoptic_label_divisor is not None:
+      out['panoptic_label_divisor'] = self.panoptic_label_divisor
     return out
 
 
@@ -202,7 +239,12 @@ CITYSCAPES = DatasetDescriptor(
     num_classes=19,
     ignore_label=255,
     class_names=CITYSCAPES_CLASSES,
-    colormap=CITYSCAPES_COLORMAP)
+    colormap=CITYSCAPES_COLORMAP,
+    # Panoptic records (build_cityscapes_panoptic_data.py): things are
+    # person .. bicycle, the trainIds with instance annotations in gtFine
+    # (cityscapesScripts labels.py, hasInstances); divisor 1000 as deeplab2.
+    thing_classes=tuple(range(11, 19)),
+    panoptic_label_divisor=1000)
 
 # ADE20K (SceneParse150): class 0 is "other objects" and is ignored, so the
 # 150 classes are ids 1..150 (num_classes counts the ignored 0, as the original).
@@ -231,8 +273,39 @@ QUICKSTART = DatasetDescriptor(
     colormap=QUICKSTART_COLORMAP,
     unlabeled_splits=())
 
+# COCO panoptic (datasets/build_coco_panoptic_data.py), in deeplab2's
+# layout so that records of either project read in the other: the 133
+# categories of panoptic_coco_categories.json sorted by id become 1..133
+# (the 80 things, whose COCO ids are all below the stuff ids, are 1..80),
+# 0 is void and ignored, panoptic ids are category * 256 + instance.
+# The converter also writes the exact descriptor of the annotations it
+# read (names and colours) beside the records.
+COCO_PANOPTIC = DatasetDescriptor(
+    name='coco_panoptic',
+    splits_to_sizes={'train': 118287, 'val': 5000},
+    num_classes=134,
+    ignore_label=0,
+    unlabeled_splits=(),
+    thing_classes=tuple(range(1, 81)),
+    panoptic_label_divisor=256)
+
+# Mapillary Vistas v1.2 panoptic (datasets/build_mapillary_panoptic_data.py),
+# DeeperLab's dataset: 65 classes 0..64 (the panoptic JSON's categories
+# sorted by id), void 255, panoptic ids category * 1000 + instance. Which
+# classes are things is read from the JSON you convert (its isthing flags)
+# into the dataset.json written beside the records: train and evaluate with
+# --dataset=<records>/dataset.json (this entry alone has no thing classes).
+MAPILLARY_VISTAS = DatasetDescriptor(
+    name='mapillary_vistas',
+    splits_to_sizes={'train': 18000, 'val': 2000},
+    num_classes=65,
+    ignore_label=255,
+    unlabeled_splits=(),
+    panoptic_label_divisor=1000)
+
 DATASETS: Dict[str, DatasetDescriptor] = {
-    d.name: d for d in (PASCAL_VOC_SEG, CITYSCAPES, ADE20K, CAMVID, QUICKSTART)
+    d.name: d for d in (PASCAL_VOC_SEG, CITYSCAPES, ADE20K, CAMVID, QUICKSTART,
+                        COCO_PANOPTIC, MAPILLARY_VISTAS)
 }
 
 # ---------------------------------------------------------------------------
@@ -293,7 +366,8 @@ def resolve_hard_classes(values, descriptor):
 # ---------------------------------------------------------------------------
 
 _REQUIRED_KEYS = ('name', 'num_classes', 'ignore_label', 'splits_to_sizes')
-_OPTIONAL_KEYS = ('class_names', 'colormap', 'unlabeled_splits')
+_OPTIONAL_KEYS = ('class_names', 'colormap', 'unlabeled_splits',
+                  'thing_classes', 'panoptic_label_divisor')
 
 
 def descriptor_from_dict(config, source='<dict>'):
@@ -313,7 +387,7 @@ def descriptor_from_dict(config, source='<dict>'):
                              ', '.join(_REQUIRED_KEYS + _OPTIONAL_KEYS)))
   kwargs = {k: config[k] for k in _REQUIRED_KEYS + _OPTIONAL_KEYS
             if k in config}
-  for key in ('class_names', 'colormap', 'unlabeled_splits'):
+  for key in ('class_names', 'colormap', 'unlabeled_splits', 'thing_classes'):
     if key in kwargs and not isinstance(kwargs[key], (list, tuple)):
       raise DescriptorError('%s: %s must be a list; got %r.'
                             % (source, key, kwargs[key]))

@@ -13,9 +13,8 @@ from whatever the dataset ships (Cityscapes instanceIds PNGs, COCO panoptic
 PNG + JSON, ...).
 """
 import dataclasses
-import os
 import time
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 from absl import logging
 import numpy as np
@@ -44,6 +43,10 @@ class PanopticConvertSettings:
   ignore_label: int = 255
   skip_bad: bool = False
   log_every: int = 100
+  # 'raw' int32 (deeplab2's layout) or 'panoptic_png' (ours, compact; panoptic_records).
+  label_format: str = panoptic_records.RAW_FORMAT
+  # Stop after this many samples (a quick look at a big dataset); 0: all.
+  max_images: int = 0
 
 
 @dataclasses.dataclass
@@ -62,11 +65,7 @@ class PanopticConvertSummary:
 
 
 def _image_bytes(path):
-  try:
-    with tf.io.gfile.GFile(path, 'rb') as f:
-      data = f.read()
-  except (tf.errors.NotFoundError, OSError):
-    raise convert.ConversionError(path, 'image file not found') from None
+  data = convert.read_file_bytes(path, 'image')
   try:
     shape = tf.io.decode_image(data, channels=3, expand_animations=False).shape
   except tf.errors.OpError:
@@ -103,8 +102,12 @@ def _example(sample, settings):
                                                 settings.label_divisor)
   except ValueError as e:
     raise convert.ConversionError(sample.image_path, str(e)) from None
-  example = panoptic_records.panoptic_to_example(
-      data, sample.filename, height, width, panoptic, image_format=image_format)
+  try:
+    example = panoptic_records.panoptic_to_example(
+        data, sample.filename, height, width, panoptic,
+        image_format=image_format, label_format=settings.label_format)
+  except ValueError as e:
+    raise convert.ConversionError(sample.image_path, str(e)) from None
   return example.SerializeToString(), int(np.unique(panoptic).size)
 
 
@@ -115,6 +118,13 @@ def write_panoptic_split(samples: Sequence[PanopticSample],
   if not samples:
     raise convert.ConversionError(None, 'split %r has no samples'
                                   % settings.split_name)
+  if settings.label_format not in panoptic_records.LABEL_FORMATS:
+    raise convert.ConversionError(None, 'label_format must be one of %s; got '
+                                  '%r' % (', '.join(
+                                      panoptic_records.LABEL_FORMATS),
+                                          settings.label_format))
+  if settings.max_images:
+    samples = samples[:settings.max_images]
   tf.io.gfile.makedirs(settings.output_dir)
   start = time.time()
   finals, temps, skipped = [], [], []

@@ -114,7 +114,7 @@ def build_panoptic_dataset(
            descriptor.ignore_label))
   if layout is None:
     layout = panoptic_records.get_layout(
-        descriptor.name, thing_classes=target_settings.thing_classes or None)
+        descriptor, thing_classes=target_settings.thing_classes or None)
   files = pipeline.list_shards(record_dir, split_name)
   seed = pipeline.pipeline_seed(seed, deterministic, input_context)
   elements = pipeline._read_records(  # pylint: disable=protected-access
