@@ -47,11 +47,14 @@ flags.DEFINE_list('thing_classes', None, 'Thing class ids (default: the '
 flags.DEFINE_integer('panoptic_label_divisor', None, 'category * this + '
                      'instance in the records (default: the dataset\'s layout).',
                      lower_bound=1)
-flags.DEFINE_integer('max_instances_per_category', 256, 'Original metric '
-                     'argument: instance ids must be smaller.', lower_bound=1)
-flags.DEFINE_integer('offset', 256 * 256, 'Original metric argument: bound on '
-                     'segment ids (> num_classes * max_instances_per_category).',
-                     lower_bound=1)
+flags.DEFINE_integer('max_instances_per_category', None, 'Original metric '
+                     'argument: instance ids must be smaller. Unset: the '
+                     'original\'s 256, or the records\' label divisor if '
+                     'larger (Cityscapes, Mapillary: 1000).', lower_bound=1)
+flags.DEFINE_integer('offset', None, 'Original metric argument: bound on '
+                     'segment ids (> num_classes * max_instances_per_category). '
+                     'Unset: the original\'s 256 * 256, doubled until it '
+                     'exceeds that product.', lower_bound=1)
 flags.DEFINE_float('keypoint_radius', 32.0, 'Disk radius R of the targets the '
                    'model was trained with (PersonLab\'s 32; not in the '
                    'DeeperLab paper): normalises votes, bounds snapping.')
@@ -153,6 +156,10 @@ def evaluate_from_flags():
                         descriptor.num_classes))
   layout = _layout(descriptor)
   things = layout.thing_classes
+  max_instances, offset = deeperlab_eval.default_id_layout(
+      descriptor.num_classes, layout.label_divisor,
+      FLAGS.max_instances_per_category)
+  offset = FLAGS.offset or offset
   inputs = pipeline.InputSettings(crop_size=None, pad_multiple=16,
                                   model_variant=options.model_options()
                                   .model_variant,
@@ -168,8 +175,8 @@ def evaluate_from_flags():
   settings = deeperlab_eval.PanopticEvalSettings(
       num_classes=descriptor.num_classes, thing_classes=things,
       ignore_label=descriptor.ignore_label,
-      max_instances_per_category=FLAGS.max_instances_per_category,
-      offset=FLAGS.offset,
+      max_instances_per_category=max_instances,
+      offset=offset,
       inference=deeperlab_inference.InferenceSettings(
           thing_classes=things, radius=FLAGS.keypoint_radius,
           vote_threshold=FLAGS.vote_threshold,

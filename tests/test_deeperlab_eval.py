@@ -183,3 +183,22 @@ def test_eval_script_on_a_checkpoint_and_records(tmp_path):
                          '--dataset_dir=%s' % record_dir, '--eval_split=val',
                          '--thing_classes=2', '--panoptic_label_divisor=1000')
   assert run.returncode == 1 and 'ERROR:' in run.stderr
+
+
+def test_predicted_instances_are_renumbered_per_category():
+  """Image-wide parser ids (here up to 300) fit the metric's per-category ids."""
+  from deeplab_tf.evaluation import deeperlab_eval as de  # pylint: disable=g-import-not-at-top
+  category = np.array([[1, 1, 2, 2, 0], [1, 2, 2, 1, 0]])
+  instance = np.array([[300, 300, 7, 9, 0], [5, 7, 299, 5, 0]])
+  np.testing.assert_array_equal(
+      de.compact_instance_ids(category, instance),
+      [[2, 2, 1, 2, 0], [1, 1, 3, 1, 0]])
+  # The same segments: pairs equal exactly where the original pairs are equal.
+  before = category * 1000 + instance
+  after = category * 1000 + de.compact_instance_ids(category, instance)
+  assert (np.equal.outer(before.ravel(), before.ravel())
+          == np.equal.outer(after.ravel(), after.ravel())).all()
+  assert de.default_id_layout(19, 1000) == (1000, 65536)
+  assert de.default_id_layout(134, 256) == (256, 65536)
+  assert de.default_id_layout(134, 1000) == (1000, 262144)
+  assert de.default_id_layout(19, 1000, max_instances=64) == (64, 65536)

@@ -115,6 +115,42 @@ class PanopticEvalResult:
                                          self.seconds)
 
 
+def compact_instance_ids(category, instance):
+  """Each category's instance ids renumbered 1..n in order (0 stays 0).
+
+  The parser numbers instances image-wide (1..J); the metrics read segment
+  ``category * max_instances_per_category + instance`` and need every
+  instance id below ``max_instances_per_category``. Renumbering within each
+  category keeps every segment (distinct pairs stay distinct), so only a
+  category with that many predicted instances in one image is refused.
+  """
+  category = np.asarray(category, np.int64)
+  instance = np.asarray(instance, np.int64)
+  out = np.zeros(instance.shape, np.int64)
+  things = instance > 0
+  if not things.any():
+    return out
+  pairs, inverse = np.unique(
+      np.stack([category[things], instance[things]], axis=1), axis=0,
+      return_inverse=True)
+  first_of_category = np.searchsorted(pairs[:, 0], pairs[:, 0], side='left')
+  rank = np.arange(len(pairs)) - first_of_category + 1
+  out[things] = rank[inverse.reshape(-1)]
+  return out
+
+
+def default_id_layout(num_classes, label_divisor, max_instances=None):
+  """(max_instances_per_category, offset): the original's 256 and 256 * 256,
+  raised where the records' instance ids (below ``label_divisor``) or the
+  class count need more (Cityscapes / Mapillary: 1000 instances). A given
+  ``max_instances`` is kept and only the offset derived."""
+  max_instances = int(max_instances or max(256, int(label_divisor)))
+  offset = 256 * 256
+  while offset <= num_classes * max_instances:
+    offset *= 2
+  return max_instances, offset
+
+
 class DeeperLabEvaluator:
   """Runs a DeeperLab model over batches and accumulates PQ, PC and mIoU.
 
@@ -164,10 +200,11 @@ class DeeperLabEvaluator:
       raise ValueError('groundtruth %s and prediction %s maps differ in shape.'
                        % (gt_category.shape, np.shape(pred_category)))
     for index in range(gt_category.shape[0]):
+      pred = compact_instance_ids(pred_category[index], pred_instance[index])
       self.pq.compare_and_accumulate(gt_category[index], gt_instance[index],
-                                     pred_category[index], pred_instance[index])
+                                     pred_category[index], pred)
       self.pc.compare_and_accumulate(gt_category[index], gt_instance[index],
-                                     pred_category[index], pred_instance[index])
+                                     pred_category[index], pred)
     self.confusion.update(gt_category, pred_category)
     self.num_images += gt_category.shape[0]
 
