@@ -89,3 +89,14 @@ def test_eval_speed():
   assert record['eval_crop_size'] == 'auto'
   assert record['single']['images_per_sec'] > 0
   assert 'multi_scale_flip' not in record
+
+
+def test_panoptic_convert_speed():
+  stdout, records = _run('panoptic_convert_speed.py', '--height=60',
+                         '--width=80', '--segments=12', '--things=5',
+                         '--repeats=1')
+  record = records[0]
+  assert 'segments_to_maps_s' in stdout
+  assert record['raw_mb'] == 60 * 80 * 4 / 1e6
+  assert 0 < record['png_mb'] < record['raw_mb']
+  assert record['decode_png_s'] > 0 and record['decode_raw_s'] > 0
