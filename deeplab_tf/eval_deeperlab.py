@@ -42,11 +42,7 @@ flags.DEFINE_string('eval_logdir', None, 'Where metrics JSON and TensorBoard '
 flags.DEFINE_integer('eval_batch_size', 1, 'Images per batch.', lower_bound=1)
 flags.DEFINE_integer('max_number_of_images', 0, 'Stop after this many images '
                      '(0: the whole split).', lower_bound=0)
-flags.DEFINE_list('thing_classes', None, 'Thing class ids (default: the '
-                  'dataset\'s panoptic layout).')
-flags.DEFINE_integer('panoptic_label_divisor', None, 'category * this + '
-                     'instance in the records (default: the dataset\'s layout).',
-                     lower_bound=1)
+model_flags.define_panoptic_layout_flags()
 flags.DEFINE_integer('max_instances_per_category', None, 'Original metric '
                      'argument: instance ids must be smaller. Unset: the '
                      'original\'s 256, or the records\' label divisor if '
@@ -100,16 +96,6 @@ def load_model(checkpoint_dir):
           logdir)
 
 
-def _layout(descriptor):
-  from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
-  try:
-    return panoptic_records.get_layout(
-        descriptor, thing_classes=[int(c) for c in FLAGS.thing_classes or ()],
-        label_divisor=FLAGS.panoptic_label_divisor)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
-
-
 def _vis_writer(vis_dir, limit, colormap):
   import cv2  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -154,7 +140,7 @@ def evaluate_from_flags():
     raise ValueError('the model predicts %d classes, dataset %r has %d.'
                      % (options.num_classes, descriptor.name,
                         descriptor.num_classes))
-  layout = _layout(descriptor)
+  layout = model_flags.panoptic_layout_from_flags(descriptor)
   things = layout.thing_classes
   max_instances, offset = deeperlab_eval.default_id_layout(
       descriptor.num_classes, layout.label_divisor,

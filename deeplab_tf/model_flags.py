@@ -4,6 +4,7 @@ Names, types and defaults are those of ``research/deeplab/common.py`` so an
 original flagfile works unchanged. Only scripts import this module; the library
 receives a ``ModelOptions`` built by ``model_options_from_flags``.
 """
+from absl import app
 from absl import flags
 
 from deeplab_tf.models import deeperlab
@@ -127,11 +128,48 @@ def define_dataset_flags():
   """dataset / dataset_dir, shared by train, eval and vis (idempotent)."""
   if 'dataset' in FLAGS:
     return
+  from deeplab_tf.data import datasets_info  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string('dataset', 'pascal_voc_seg',
-                      'Dataset name (pascal_voc_seg, cityscapes, ade20k, '
-                      'camvid, quickstart) or the path of a custom dataset '
-                      'JSON.')
+                      'Dataset name (%s) or the path of a dataset JSON (a '
+                      'custom dataset, or the dataset.json a panoptic '
+                      'converter writes).' % ', '.join(sorted(
+                          datasets_info.DATASETS)))
   flags.DEFINE_string('dataset_dir', None, 'Folder of the TFRecord shards.')
+
+
+def define_panoptic_layout_flags():
+  """thing_classes / panoptic_label_divisor, shared by DeeperLab train and eval (idempotent)."""
+  if 'thing_classes' in FLAGS:
+    return
+  flags.DEFINE_list('thing_classes', None,
+                    'DeeperLab: class ids of the "thing" classes (their '
+                    'instances get keypoints and offsets); unset: the dataset '
+                    'descriptor\'s thing_classes (cityscapes: trainIds 11..18, '
+                    'coco_panoptic: 1..80; the JSON a panoptic converter '
+                    'writes has them).')
+  flags.DEFINE_integer('panoptic_label_divisor', None,
+                       'DeeperLab: the records\' panoptic ids are category * '
+                       'this + instance; unset: the dataset descriptor\'s '
+                       'panoptic_label_divisor (cityscapes: 1000, '
+                       'coco_panoptic: 256, as deeplab2).', lower_bound=1)
+
+
+def panoptic_layout_from_flags(descriptor):
+  """The dataset's PanopticLayout; --thing_classes / --panoptic_label_divisor override it."""
+  from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
+  try:
+    things = [int(c) for c in FLAGS.thing_classes or ()]
+  except ValueError:
+    raise app.UsageError('--thing_classes must be class ids (ints); got %s.'
+                         % ','.join(FLAGS.thing_classes)) from None
+  try:
+    return panoptic_records.get_layout(
+        descriptor, thing_classes=things,
+        label_divisor=FLAGS.panoptic_label_divisor)
+  except ValueError as e:
+    raise app.UsageError('DeeperLab needs the thing classes (whose instances '
+                         'get keypoints) and the records\' label divisor: %s'
+                         % e) from None
 
 
 def define_checkpoint_loop_flags():

@@ -124,12 +124,7 @@ flags.DEFINE_list('trainable_scopes', [],
 
 # DeeperLab (--meta_architecture=deeperlab; arXiv:1902.05093): loss and
 # targets. Not original DeepLab flags.
-flags.DEFINE_list('thing_classes', None,
-                  'DeeperLab: class ids of the "thing" classes (their '
-                  'instances get keypoints and offsets); unset: the dataset '
-                  'descriptor\'s thing_classes (cityscapes: trainIds 11..18, '
-                  'coco_panoptic: 1..80; the JSON a panoptic converter '
-                  'writes has them).')
+model_flags.define_panoptic_layout_flags()
 flags.DEFINE_float('all_batch_norm_decay', None,
                    'Ours: the moving-average decay of EVERY BatchNorm, backbone '
                    'included (--batch_norm_decay only reaches the ASPP / '
@@ -137,11 +132,6 @@ flags.DEFINE_float('all_batch_norm_decay', None,
                    'original\'s per-part decays; short runs from scratch '
                    '(the CamVid recipe: 0.95) need a faster average.',
                    lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_integer('panoptic_label_divisor', None,
-                     'DeeperLab: the records\' panoptic ids are category * '
-                     'this + instance; unset: the dataset descriptor\'s '
-                     'panoptic_label_divisor (cityscapes: 1000, coco_panoptic: '
-                     '256, as deeplab2).', lower_bound=1)
 flags.DEFINE_float('deeperlab_top_k_percent_pixels', 0.15,
                    'DeeperLab: fraction of the hardest pixels the '
                    'bootstrapped semantic CE keeps (paper, Sec. 3.2: 0.15).')
@@ -312,29 +302,12 @@ def deeperlab_loss_settings_from_flags(descriptor):
       ignore_label=descriptor.ignore_label)
 
 
-def panoptic_layout_from_flags(descriptor):
-  """The dataset's PanopticLayout; --thing_classes / --panoptic_label_divisor override it."""
-  from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
-  try:
-    return panoptic_records.get_layout(
-        descriptor, thing_classes=[int(c) for c in FLAGS.thing_classes or ()],
-        label_divisor=FLAGS.panoptic_label_divisor)
-  except ValueError as e:
-    raise app.UsageError('DeeperLab needs the thing classes (whose instances '
-                         'get keypoints) and the records\' label divisor: %s'
-                         % e) from None
-
-
-def thing_classes_from_flags(descriptor):
-  """--thing_classes, else the dataset's; refuses none or ids out of range."""
-  return panoptic_layout_from_flags(descriptor).thing_classes
-
-
-def panoptic_target_settings_from_flags(descriptor):
+def panoptic_target_settings_from_flags(descriptor, layout=None):
   """PanopticTargetSettings of the DeeperLab targets from the flags."""
   from deeplab_tf.data.panoptic_targets import PanopticTargetSettings  # pylint: disable=g-import-not-at-top
+  layout = layout or model_flags.panoptic_layout_from_flags(descriptor)
   return PanopticTargetSettings(
-      thing_classes=thing_classes_from_flags(descriptor),
+      thing_classes=layout.thing_classes,
       radius=FLAGS.deeperlab_keypoint_radius,
       small_instance_area=int(FLAGS.deeperlab_small_instance_area),
       small_instance_weight=FLAGS.deeperlab_small_instance_weight,
@@ -358,7 +331,8 @@ def make_dataset_fn(options, settings, inputs, descriptor):
           is_training=True, input_context=input_context)
     return dataset_fn
   del options  # the targets do not depend on the model
-  targets = panoptic_target_settings_from_flags(descriptor)
+  layout = model_flags.panoptic_layout_from_flags(descriptor)
+  targets = panoptic_target_settings_from_flags(descriptor, layout)
   try:
     from deeplab_tf.data import panoptic_pipeline  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -366,8 +340,6 @@ def make_dataset_fn(options, settings, inputs, descriptor):
         '--meta_architecture=deeperlab reads panoptic records through '
         'deeplab_tf.data.panoptic_pipeline, which this installation lacks '
         '(%s).' % e) from e
-
-  layout = panoptic_layout_from_flags(descriptor)
 
   def panoptic_dataset_fn(input_context):
     return panoptic_pipeline.build_panoptic_dataset(

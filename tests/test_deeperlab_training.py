@@ -378,17 +378,21 @@ def test_flag_errors_thing_classes_and_deeperlab_flags_on_deeplab(
   with pytest.raises(app.UsageError, match=r'\[3\] are not class ids of '
                      'dataset .toy_panoptic. \\(0..2'):
     train_script.panoptic_target_settings_from_flags(descriptor)
+  _parse(argv + ['--thing_classes=car'])
+  with pytest.raises(app.UsageError, match=r'must be class ids \(ints\); '
+                     'got car'):
+    train_script.panoptic_target_settings_from_flags(descriptor)
   # A dataset JSON with panoptic fields (as the converters write) needs no
   # flags; the flags still override it.
   described = dataclasses.replace(descriptor, thing_classes=(1, 2),
                                   panoptic_label_divisor=256)
   _parse(argv)
-  assert train_script.panoptic_layout_from_flags(described) == \
+  assert model_flags.panoptic_layout_from_flags(described) == \
       panoptic_records.PanopticLayout(label_divisor=1000,
                                       thing_classes=(1, 2))
   _parse([a for a in argv if not a.startswith('--panoptic_label_divisor')]
          + ['--thing_classes=2'])
-  assert train_script.panoptic_layout_from_flags(described) == \
+  assert model_flags.panoptic_layout_from_flags(described) == \
       panoptic_records.PanopticLayout(label_divisor=256, thing_classes=(2,))
   _parse(['--dataset=' + toy_dataset[0], '--train_logdir=' + str(tmp_path),
           '--deeperlab_heatmap_loss_weight=2'])

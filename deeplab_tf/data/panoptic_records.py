@@ -51,23 +51,6 @@ class PanopticLayout:
                        % (self.label_divisor,))
 
 
-def _layout_of(descriptor):
-  if descriptor.panoptic_label_divisor is None or not descriptor.thing_classes:
-    return None
-  return PanopticLayout(label_divisor=descriptor.panoptic_label_divisor,
-                        thing_classes=descriptor.thing_classes,
-                        ignore_label=descriptor.ignore_label)
-
-
-# The registered panoptic datasets (descriptors with thing classes and a
-# label divisor: Cityscapes 1000 and COCO 256 as deeplab2).
-PANOPTIC_LAYOUTS = {name: _layout_of(d)
-                    for name, d in datasets_info.DATASETS.items()
-                    if _layout_of(d) is not None}
-PANOPTIC_LAYOUTS['cityscapes_panoptic'] = PANOPTIC_LAYOUTS['cityscapes']
-CITYSCAPES_PANOPTIC = PANOPTIC_LAYOUTS['cityscapes']
-
-
 def get_layout(dataset, thing_classes=None, label_divisor=None):
   """The PanopticLayout of a dataset (name, JSON path or descriptor).
 
@@ -76,8 +59,7 @@ def get_layout(dataset, thing_classes=None, label_divisor=None):
   without them needs both. Thing classes are checked against the dataset's
   class ids.
   """
-  descriptor = datasets_info.get_descriptor(
-      'cityscapes' if dataset == 'cityscapes_panoptic' else dataset)
+  descriptor = datasets_info.get_descriptor(dataset)
   things = (tuple(int(c) for c in thing_classes) if thing_classes
             else descriptor.thing_classes)
   divisor = (int(label_divisor) if label_divisor is not None
@@ -101,6 +83,14 @@ def get_layout(dataset, thing_classes=None, label_divisor=None):
                          descriptor.ignore_label))
   return PanopticLayout(label_divisor=divisor, thing_classes=things,
                         ignore_label=descriptor.ignore_label)
+
+
+# The registered panoptic datasets (descriptors with thing classes and a
+# label divisor: Cityscapes 1000 and COCO 256 as deeplab2).
+PANOPTIC_LAYOUTS = {name: get_layout(d)
+                    for name, d in datasets_info.DATASETS.items()
+                    if d.thing_classes and d.panoptic_label_divisor}
+CITYSCAPES_PANOPTIC = PANOPTIC_LAYOUTS['cityscapes']
 
 
 def encode_panoptic(category, instance, label_divisor):
