@@ -120,9 +120,7 @@ def main(argv):
     except convert.ConversionError as e:
       sys.stderr.write('ERROR: %s\n' % e)
       return 1
-    for bad in summary.skipped:
-      sys.stderr.write('skipped %s\n' % bad)
-    print(summary.line())
+    summary.report()
   return 0
 
 

@@ -206,7 +206,8 @@ class PanopticJsonSettings:
 
 
 def json_samples(data, image_dir, png_dir, mapping: CategoryMapping,
-                 settings: PanopticJsonSettings) -> List[panoptic_convert.PanopticSample]:
+                 settings: PanopticJsonSettings
+                 ) -> List[panoptic_convert.PanopticSample]:
   """PanopticSamples of the JSON's images, sorted by image file name.
 
   ``image/filename`` is the image file name without extension. An image
@@ -396,9 +397,7 @@ def run_splits(splits: Sequence[JsonSplit], dataset: JsonDatasetSettings,
     except convert.ConversionError as e:
       err.write('ERROR: %s\n' % e)
       return 1
-    for bad in summary.skipped:
-      err.write('skipped %s\n' % bad)
-    out.write('%s\n' % summary.line())
+    summary.report(out, err)
   out.write('dataset description (--dataset=): %s (%d classes, %d things, '
             'ignore label %d, label divisor %d)\n'
             % (os.path.join(settings.output_dir, DESCRIPTOR_NAME),

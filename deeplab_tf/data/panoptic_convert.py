@@ -13,6 +13,7 @@ from whatever the dataset ships (Cityscapes instanceIds PNGs, COCO panoptic
 PNG + JSON, ...).
 """
 import dataclasses
+import sys
 import time
 from typing import Callable, List, Sequence, Tuple
 
@@ -62,6 +63,12 @@ class PanopticConvertSummary:
     return ('%s: %d images, %d segments, %d shards, %d skipped, %.1f s'
             % (self.split_name, self.num_written, self.num_segments,
                len(self.shard_files), len(self.skipped), self.seconds))
+
+  def report(self, out=None, err=None):
+    """Script output: each skipped sample on stderr, then the summary line."""
+    for bad in self.skipped:
+      (err or sys.stderr).write('skipped %s\n' % bad)
+    (out or sys.stdout).write(self.line() + '\n')
 
 
 def _image_bytes(path):
