@@ -93,8 +93,12 @@ def define_model_flags(output_stride_default=16):
   flags.DEFINE_boolean('image_se_uses_qsigmoid', False,
                        'q-sigmoid gate in LR-ASPP image pooling.')
   flags.DEFINE_float('batch_norm_decay', 0.9997,
-                     'BatchNorm decay (moving-average momentum) of the '
-                     'ASPP/decoder heads.')
+                     'Original common.py flag, accepted and, as in the '
+                     'original, read by nothing: model.py fixes the ASPP / '
+                     'decoder BatchNorm decay at 0.9997 and each backbone has '
+                     'its own (Xception 0.9997, MobileNet 0.997, ResNet '
+                     '0.95). train.py --all_batch_norm_decay (ours) sets '
+                     'every BatchNorm\'s decay.')
   # Not an original flag: selects the DeepLab v1 / v2 heads.
   flags.DEFINE_enum('meta_architecture', options_lib.META_ARCHITECTURE_V3,
                     list(options_lib.META_ARCHITECTURES)

@@ -64,7 +64,7 @@ def main(argv):
   from deeplab_tf.models import build_model  # pylint: disable=g-import-not-at-top
   options = model_flags.model_options_from_flags(crop_size=FLAGS.crop_size)
   # BatchNorm trainable as in training, so trainable_params counts gamma/beta.
-  model = build_model(options, batch_norm_trainable=True)
+  model = build_model(options, fine_tune_batch_norm=True)
   stats, rows = model_stats(model)
   stats.update(model_variant=options.model_variant,
                crop_size=list(options.crop_size),

@@ -50,7 +50,7 @@ def _model_for(image):
   padded = np.empty((1, 513, 513, 3), np.float32)
   padded[:] = backbones.mean_pixel(OPTIONS.model_variant)
   padded[0, :height, :width] = image
-  model = build_model(OPTIONS, batch_norm_trainable=True)
+  model = build_model(OPTIONS, fine_tune_batch_norm=True)
   for layer in model.layers:
     if isinstance(layer, keras.layers.BatchNormalization):
       layer.momentum = 0.0   # one training pass: moving stats = the image's

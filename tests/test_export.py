@@ -76,7 +76,7 @@ def _calibrated_model(options=OPTIONS):
   are about equally frequent on block images.
   """
   rng = np.random.default_rng(0)
-  model = build_model(options.replace(crop_size=CROP), batch_norm_trainable=True)
+  model = build_model(options.replace(crop_size=CROP), fine_tune_batch_norm=True)
   batch_norms = [layer for layer in model.layers
                  if isinstance(layer, keras.layers.BatchNormalization)]
   for layer in batch_norms:

@@ -130,7 +130,7 @@ def test_train_mode_batch_norm_and_dropout():
   options = ModelOptions(model_variant='mobilenet_v2', crop_size=(33, 33),
                          output_stride=16)
   frozen = build_model(options)
-  trainable = build_model(options, batch_norm_trainable=True)
+  trainable = build_model(options, fine_tune_batch_norm=True)
   n_bn = sum(1 for l in frozen.layers if l.__class__.__name__ == 'BatchNormalization')
   assert len(trainable.trainable_weights) - len(frozen.trainable_weights) == 2 * n_bn
   x = np.random.default_rng(0).uniform(0, 255, (2, 33, 33, 3)).astype(np.float32)

@@ -132,7 +132,7 @@ def test_two_replicas_match_one_device(tmp_path):
   assert losses[1] == pytest.approx(losses[2], abs=1e-5)
   one = np.load(tmp_path / 'run1' / 'weights.npz')
   two = np.load(tmp_path / 'run2' / 'weights.npz')
-  start = build_model(OPTIONS, batch_norm_trainable=True)
+  start = build_model(OPTIONS, fine_tune_batch_norm=True)
   checkpoints.load_tf1_checkpoint(start, str(init))
   for key, w0 in zip(one.files, start.get_weights()):
     # The update of every variable (weights and BN moving statistics) agrees;

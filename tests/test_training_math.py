@@ -428,7 +428,7 @@ def test_total_loss_across_replicas():
 def small_model():
   from deeplab_tf.models import ModelOptions, build_model  # pylint: disable=g-import-not-at-top
   return build_model(ModelOptions(model_variant='mobilenet_v2', crop_size=(33, 33),
-                                  output_stride=16), batch_norm_trainable=True)
+                                  output_stride=16), fine_tune_batch_norm=True)
 
 
 def test_model_regularization_and_multipliers(small_model):

@@ -33,6 +33,9 @@ _CHECKER_MODULES = {
     'learning_rate': 'deeplab_tf.conformance.training_cases',
     'grad_multipliers': 'deeplab_tf.conformance.training_cases',
     'weight_decay': 'deeplab_tf.conformance.training_cases',
+    # Training as a whole (research/deeplab/train.py; shared/reference/train).
+    'train_trajectory': 'deeplab_tf.conformance.trajectory',
+    'init': 'deeplab_tf.conformance.trajectory',
 }
 _CHECKERS: Dict[str, Callable] = {}
 

@@ -59,7 +59,10 @@ def main(argv):
     if FLAGS.dump:
       out = _dump_path(FLAGS.dump, path, len(paths) > 1)
       np.savez(out, **result.arrays)
-      print('  wrote %s (%s)' % (out, ', '.join(sorted(result.arrays))))
+      names = sorted(result.arrays)
+      listed = ', '.join(names[:8]) + (', ... (%d arrays)' % len(names)
+                                       if len(names) > 8 else '')
+      print('  wrote %s (%s)' % (out, listed))
     if not result.passed:
       status = max(status, 1)
   return status

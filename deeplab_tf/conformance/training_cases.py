@@ -336,11 +336,11 @@ def _build_training_model(options_dict):
   options = ModelOptions.from_dict(options_dict)
   small = options.replace(crop_size=SMALL_CROP)
   try:
-    return build_model(small, batch_norm_trainable=True)
+    return build_model(small, fine_tune_batch_norm=True)
   except ValueError:
     # Some option combinations need the configured crop (e.g. a fixed
     # image-pooling crop): variables are the same either way.
-    return build_model(options, batch_norm_trainable=True)
+    return build_model(options, fine_tune_batch_norm=True)
 
 
 def model_weight_decay_summary(model):

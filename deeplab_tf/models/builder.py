@@ -16,11 +16,22 @@ import dataclasses
 from typing import Optional
 
 import keras
-import tensorflow as tf
 
+from deeplab_tf.models import initializers
 from deeplab_tf.models import layers as dl_layers
+from deeplab_tf.models.batch_norm import BatchNorm
 
 SCOPE_SEPARATOR = '.'
+# Original utils.split_separable_conv2d initialiser stddevs.
+SEPARABLE_DEPTHWISE_STDDEV = 0.33
+SEPARABLE_POINTWISE_STDDEV = 0.06
+
+
+def _fresh(initializer):
+  """A new copy of ``initializer`` (None: slim's default, xavier) per layer."""
+  if initializer is None:
+    return initializers.xavier()
+  return initializer.__class__.from_config(initializer.get_config())
 
 
 def layer_name(scope):
@@ -44,19 +55,22 @@ class LayerBuilder:
   """Creates (or reuses) layers by original scope and applies them.
 
   Args:
-    batch_norm_trainable: False keeps every BatchNorm in inference mode with
-      frozen statistics and parameters (the original ``is_training and
-      fine_tune_batch_norm`` being False); True trains them (phase 1).
-    sync_batch_norm: synchronise batch statistics across replicas when
-      training under a distribution strategy.
+    fine_tune_batch_norm: the original ``is_training and
+      fine_tune_batch_norm``. True (phase 1): in training, BatchNorm
+      normalises with batch statistics and updates its moving averages.
+      False (phase 2): BatchNorm always uses its moving statistics, which
+      stay as they are; gamma and beta remain trainable either way, as in
+      the original (``batch_norm.BatchNorm``).
+    sync_batch_norm: normalise with the global batch's statistics across
+      replicas (not in the original: each replica uses its own sub-batch).
     fold_batch_norm: build inference-only convolutions with a bias in place of
       BatchNorm (see ``deeplab_tf.models.fold``); such a model takes folded
       weights, not checkpoint weights directly.
   """
 
-  def __init__(self, batch_norm_trainable=False, sync_batch_norm=False,
+  def __init__(self, fine_tune_batch_norm=False, sync_batch_norm=False,
                fold_batch_norm=False):
-    self.batch_norm_trainable = batch_norm_trainable
+    self.fine_tune_batch_norm = fine_tune_batch_norm
     self.sync_batch_norm = sync_batch_norm
     self.fold_batch_norm = fold_batch_norm
     self._layers = {}
@@ -73,11 +87,10 @@ class LayerBuilder:
   # --- primitives ------------------------------------------------------------
   def batch_norm(self, x, scope, params):
     bn_scope = scope + '/BatchNorm'
-    cls = (SyncBatchNormalization if self.sync_batch_norm
-           else keras.layers.BatchNormalization)
-    layer = self.get(bn_scope, lambda name: cls(
-        momentum=params.decay, epsilon=params.epsilon, center=True, scale=True,
-        trainable=self.batch_norm_trainable, name=name))
+    layer = self.get(bn_scope, lambda name: BatchNorm(
+        momentum=params.decay, epsilon=params.epsilon,
+        train_statistics=self.fine_tune_batch_norm, sync=self.sync_batch_norm,
+        name=name))
     return layer(x)
 
   @staticmethod
@@ -111,26 +124,34 @@ class LayerBuilder:
 
   def conv2d(self, x, scope, filters, kernel_size, stride=1, rate=1,
              bn: Optional[BatchNormParams] = None, activation=None,
-             use_bias=None, explicit_padding=False):
-    """slim.conv2d: conv -> [BatchNorm] -> [activation]; biases only without BN."""
+             use_bias=None, explicit_padding=False, weights_initializer=None):
+    """slim.conv2d: conv -> [BatchNorm] -> [activation]; biases only without BN.
+
+    ``weights_initializer``: the arg scope's (``initializers``); None is
+    slim's default, xavier. Biases start at zero, as slim's.
+    """
     if use_bias is None:
       use_bias = bn is None
     has_bias = use_bias or (bn is not None and self.fold_batch_norm)
     x, padding = self._pad(x, kernel_size, stride, rate, explicit_padding)
     layer = self.get(scope, lambda name: keras.layers.Conv2D(
         filters, kernel_size, strides=stride, dilation_rate=rate,
-        padding=padding, use_bias=has_bias, name=name))
+        padding=padding, use_bias=has_bias,
+        kernel_initializer=_fresh(weights_initializer),
+        bias_initializer='zeros', name=name))
     return self._post(layer(x), scope, bn, activation, has_bias)
 
   def depthwise_conv2d(self, x, scope, kernel_size, stride=1, rate=1,
                        bn: Optional[BatchNormParams] = None, activation=None,
-                       explicit_padding=False):
+                       explicit_padding=False, weights_initializer=None):
     """slim.separable_conv2d(num_outputs=None): depthwise only, multiplier 1."""
     has_bias = bn is None or self.fold_batch_norm
     x, padding = self._pad(x, kernel_size, stride, rate, explicit_padding)
     layer = self.get(scope, lambda name: keras.layers.DepthwiseConv2D(
         kernel_size, strides=stride, dilation_rate=rate, padding=padding,
-        depth_multiplier=1, use_bias=has_bias, name=name))
+        depth_multiplier=1, use_bias=has_bias,
+        depthwise_initializer=_fresh(weights_initializer),
+        bias_initializer='zeros', name=name))
     return self._post(layer(x), scope, bn, activation, has_bias)
 
   def split_separable_conv2d(self, x, scope, filters, rate=1, bn=None,
@@ -138,45 +159,23 @@ class LayerBuilder:
     """The original ``utils.split_separable_conv2d`` used by ASPP and decoder.
 
     depthwise (atrous) -> BN -> act -> 1x1 -> BN -> act, with the depthwise
-    part under ``<scope>_depthwise`` and the 1x1 under ``<scope>_pointwise``.
+    part under ``<scope>_depthwise`` and the 1x1 under ``<scope>_pointwise``;
+    their own initialisers, truncated normal 0.33 and 0.06, override any
+    arg scope (original defaults, never changed by its callers).
     """
-    x = self.depthwise_conv2d(x, scope + '_depthwise', kernel_size, rate=rate,
-                              bn=bn, activation=activation)
-    return self.conv2d(x, scope + '_pointwise', filters, 1, bn=bn,
-                       activation=activation)
+    x = self.depthwise_conv2d(
+        x, scope + '_depthwise', kernel_size, rate=rate, bn=bn,
+        activation=activation,
+        weights_initializer=initializers.truncated_normal(
+            SEPARABLE_DEPTHWISE_STDDEV))
+    return self.conv2d(
+        x, scope + '_pointwise', filters, 1, bn=bn, activation=activation,
+        weights_initializer=initializers.truncated_normal(
+            SEPARABLE_POINTWISE_STDDEV))
 
   @property
   def layers(self):
     return dict(self._layers)
-
-
-@keras.saving.register_keras_serializable(package='deeplab_tf')
-class SyncBatchNormalization(keras.layers.BatchNormalization):
-  """BatchNorm whose training statistics are those of the global batch.
-
-  Under a tf.distribute strategy with several replicas, the mean and the
-  variance are all-reduced over the replicas. Unlike Keras'
-  ``synchronized=True`` (variance as E[x^2] - E[x]^2, which cancels
-  catastrophically for features with a large mean), the variance is computed
-  in two passes around the global mean, so replicas reproduce the statistics
-  of one device on the same global batch to float rounding.
-  """
-
-  def _moments(self, inputs, mask):
-    ctx = tf.distribute.get_replica_context()
-    if mask is not None or ctx is None or ctx.num_replicas_in_sync == 1:
-      return super()._moments(inputs, mask)
-    axes = list(self._reduction_axes)
-    x = tf.cast(inputs, tf.float32)
-    shape = tf.shape(x)
-    count = tf.cast(tf.reduce_prod(tf.gather(shape, axes)), tf.float32)
-    count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
-    mean = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
-                          tf.reduce_sum(x, axes, keepdims=True)) / count
-    squares = tf.reduce_sum(tf.square(x - mean), axes, keepdims=True)
-    variance = ctx.all_reduce(tf.distribute.ReduceOp.SUM, squares) / count
-    return (tf.cast(tf.squeeze(mean, axes), inputs.dtype),
-            tf.cast(tf.squeeze(variance, axes), inputs.dtype))
 
 
 @keras.saving.register_keras_serializable(package='deeplab_tf')

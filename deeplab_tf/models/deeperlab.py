@@ -218,14 +218,14 @@ def deeperlab_heads(b, images, options):
                                       options.decoder, bn)
 
 
-def build_deeperlab(options: DeeperLabOptions, batch_norm_trainable=False,
+def build_deeperlab(options: DeeperLabOptions, fine_tune_batch_norm=False,
                     sync_batch_norm=False, name=None) -> keras.Model:
   """The DeeperLab parser as a functional model (see the module docstring).
 
   ``sync_batch_norm``: batch statistics over all replicas when BatchNorm
   trains under a strategy with several (as ``build_model``).
   """
-  b = LayerBuilder(batch_norm_trainable=batch_norm_trainable,
+  b = LayerBuilder(fine_tune_batch_norm=fine_tune_batch_norm,
                    sync_batch_norm=sync_batch_norm)
   shape = (tuple(options.crop_size) if options.crop_size else (None, None))
   images = keras.Input(shape=shape + (3,), name='images', dtype='float32')

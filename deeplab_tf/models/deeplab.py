@@ -18,6 +18,7 @@ import tensorflow as tf
 from deeplab_tf.models import backbones
 from deeplab_tf.models import deeplab_v1
 from deeplab_tf.models import deeplab_v2
+from deeplab_tf.models import initializers
 from deeplab_tf.models import layers as dl_layers
 from deeplab_tf.models import options as options_lib
 from deeplab_tf.models import validation
@@ -28,6 +29,8 @@ from deeplab_tf.models.heads import decoder as decoder_lib
 LOGITS_SCOPE_NAME = 'logits'
 MERGED_LOGITS_SCOPE = 'merged_logits'
 META_ARCHITECTURE_SCOPE = 'meta_architecture'
+# Original get_branch_logits: weights_initializer=truncated_normal(0.01).
+LOGITS_STDDEV = 0.01
 
 # meta_architecture -> head on DeepLab's VGG-16 (validation allows VGG-16 with
 # these only). DeepLab-ASPP on other backbones is get_branch_logits below.
@@ -74,8 +77,10 @@ def get_branch_logits(b, features, num_classes, options, scope_suffix):
   for i, rate in enumerate(rates):
     scope = '%s/%s%s' % (LOGITS_SCOPE_NAME, scope_suffix,
                          '_%d' % i if i else '')
-    branches.append(b.conv2d(features, scope, num_classes, kernel, rate=rate,
-                             bn=None, activation=None, use_bias=True))
+    branches.append(b.conv2d(
+        features, scope, num_classes, kernel, rate=rate, bn=None,
+        activation=None, use_bias=True,
+        weights_initializer=initializers.truncated_normal(LOGITS_STDDEV)))
   return branches[0] if len(branches) == 1 else keras.layers.Add()(branches)
 
 
@@ -151,14 +156,14 @@ def _input(options, batch_size=None, name='images'):
                      dtype='float32')
 
 
-def new_builder(batch_norm_trainable=False, sync_batch_norm=False,
+def new_builder(fine_tune_batch_norm=False, sync_batch_norm=False,
                 fold_batch_norm=False):
-  return LayerBuilder(batch_norm_trainable=batch_norm_trainable,
+  return LayerBuilder(fine_tune_batch_norm=fine_tune_batch_norm,
                       sync_batch_norm=sync_batch_norm,
                       fold_batch_norm=fold_batch_norm)
 
 
-def build_model(options, batch_norm_trainable=False, sync_batch_norm=False,
+def build_model(options, fine_tune_batch_norm=False, sync_batch_norm=False,
                 fold_batch_norm=False, name=None):
   """Builds the DeepLab model for ``options`` (training and plain inference).
 
@@ -177,7 +182,7 @@ def build_model(options, batch_norm_trainable=False, sync_batch_norm=False,
     (None, 5, 5, 21)
   """
   validation.validate(options)
-  b = new_builder(batch_norm_trainable, sync_batch_norm, fold_batch_norm)
+  b = new_builder(fine_tune_batch_norm, sync_batch_norm, fold_batch_norm)
   images = _input(options)
   outputs = multi_scale_logits(b, images, options, options.image_pyramid)
   model = keras.Model(images, outputs['semantic'],

@@ -139,3 +139,45 @@ def fixed_padding_amounts(kernel_size, rate=1):
   total = effective - 1
   beg = total // 2
   return beg, total - beg
+
+
+@keras.saving.register_keras_serializable(package='deeplab_tf')
+class Dropout(keras.layers.Layer):
+  """``slim.dropout(keep_prob)`` as the original runs it in training.
+
+  ``where(u >= 1 - keep_prob, x * (1 / keep_prob), 0)`` with ``u`` uniform in
+  [0, 1) of the input's shape; the identity outside training. The uniform
+  draw is the original graph's only random op: ``uniform_source`` (a callable
+  ``shape -> float32 tensor``, default None = a fresh draw) lets the
+  conformance check replay the original's draws (``shared/reference/train``).
+  """
+
+  def __init__(self, keep_prob=0.9, seed=None, **kwargs):
+    super().__init__(**kwargs)
+    if not 0.0 < keep_prob <= 1.0:
+      raise ValueError('keep_prob must be in (0, 1]; got %r.' % (keep_prob,))
+    self.keep_prob = float(keep_prob)
+    self.seed = seed
+    self.seed_generator = keras.random.SeedGenerator(seed)
+    self.uniform_source = None
+
+  def call(self, inputs, training=None):
+    if not training or self.keep_prob == 1.0:
+      return inputs
+    # tf.nn.dropout's float32 constants: rate = 1 - keep_prob, scale = 1/(1 - rate).
+    rate = 1.0 - self.keep_prob
+    shape = tf.shape(inputs)
+    if self.uniform_source is not None:
+      uniform = tf.cast(self.uniform_source(shape), inputs.dtype)
+    else:
+      uniform = keras.random.uniform(shape, seed=self.seed_generator,
+                                     dtype=inputs.dtype)
+    scaled = inputs * tf.cast(1.0 / (1.0 - rate), inputs.dtype)
+    return tf.where(uniform >= tf.cast(rate, inputs.dtype), scaled,
+                    tf.zeros_like(scaled))
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self):
+    return dict(super().get_config(), keep_prob=self.keep_prob, seed=self.seed)

@@ -28,6 +28,13 @@ class TF1Momentum(keras.optimizers.Optimizer):
     self.accumulators = [self.add_variable_from_reference(v, 'momentum')
                          for v in var_list]
 
+  def accumulator(self, variable):
+    """The momentum accumulator of ``variable`` (TF1's ``Momentum`` slot).
+
+    After the first step from zero slots it equals the applied gradient.
+    """
+    return self.accumulators[self._get_variable_index(variable)]
+
   def update_step(self, gradient, variable, learning_rate):
     lr = ops.cast(learning_rate, variable.dtype)
     grad = ops.cast(gradient, variable.dtype)

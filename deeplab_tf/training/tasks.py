@@ -79,8 +79,8 @@ class SemanticTask:
     self.ignore_label = (loss.ignore_label if ignore_label is None
                          else ignore_label)
 
-  def build_model(self, batch_norm_trainable, sync_batch_norm):
-    return build_model(self.options, batch_norm_trainable=batch_norm_trainable,
+  def build_model(self, fine_tune_batch_norm, sync_batch_norm):
+    return build_model(self.options, fine_tune_batch_norm=fine_tune_batch_norm,
                        sync_batch_norm=sync_batch_norm)
 
   @staticmethod
@@ -125,9 +125,9 @@ class DeeperLabTask:
     self.num_classes = options.num_classes
     self.ignore_label = loss.ignore_label
 
-  def build_model(self, batch_norm_trainable, sync_batch_norm):
+  def build_model(self, fine_tune_batch_norm, sync_batch_norm):
     return deeperlab.build_deeperlab(
-        self.options, batch_norm_trainable=batch_norm_trainable,
+        self.options, fine_tune_batch_norm=fine_tune_batch_norm,
         sync_batch_norm=sync_batch_norm)
 
   @staticmethod

@@ -11,8 +11,11 @@ chosen from the options' type. Shared by all:
     (``total_loss.total_training_loss``);
   * TF1 momentum with the original learning-rate schedule; 2x gradient on
     biases and the last-layer multiplier (``gradient_multipliers``);
-  * BatchNorm trained (synchronised across replicas) when
-    ``fine_tune_batch_norm``, else frozen in inference mode (phase 2);
+  * BatchNorm as the original (``models/batch_norm.py``): with
+    ``fine_tune_batch_norm`` batch statistics per replica, moving averages
+    from the first replica (Bessel-corrected variance); without it the
+    moving statistics are used and kept while gamma and beta still train
+    (phase 2); ``sync_batch_norm`` (ours) uses global-batch statistics;
   * an existing checkpoint in ``train_logdir`` wins over the initial
     checkpoint (resume, with optimizer state and step), as the original;
   * ``trainable_scopes`` (not in the original DeepLab train.py; slim's
@@ -73,6 +76,10 @@ class TrainSettings:
   momentum: float = 0.9
   weight_decay: float = 0.00004
   fine_tune_batch_norm: bool = True
+  # Not in the original: BatchNorm statistics of the global batch across
+  # replicas. The original normalises each replica (clone) with its own
+  # sub-batch; synchronising helps when per-replica batches are small.
+  sync_batch_norm: bool = False
   tf_initial_checkpoint: Optional[str] = None
   initialize_last_layer: bool = True
   log_steps: int = 10
@@ -203,8 +210,8 @@ class Trainer:
       keras.mixed_precision.set_global_policy(settings.mixed_precision)
     with self.strategy.scope():
       self.model = task.build_model(
-          batch_norm_trainable=settings.fine_tune_batch_norm,
-          sync_batch_norm=settings.fine_tune_batch_norm and replicas > 1)
+          fine_tune_batch_norm=settings.fine_tune_batch_norm,
+          sync_batch_norm=settings.sync_batch_norm)
       if settings.batch_norm_decay is not None:
         for layer in self.model.layers:
           if isinstance(layer, keras.layers.BatchNormalization):
@@ -246,6 +253,7 @@ class Trainer:
         self.checkpoint, self.checkpoint_dir, max_to_keep=settings.max_to_keep,
         checkpoint_name=CHECKPOINT_NAME)
     self._train_fn = None  # traced once, reused by later train() calls
+    self._initialized = False
 
   # --- state -------------------------------------------------------------------
   @property
@@ -343,8 +351,16 @@ class Trainer:
         watch.write_training_done(self.settings.train_logdir, self.step, latest)
 
   # --- the loop -------------------------------------------------------------------
-  def train(self, max_steps=None, stop_after_seconds=None):
+  def train(self, max_steps=None, stop_after_seconds=None, on_step=None):
     """Runs until ``training_number_of_steps`` (or ``max_steps`` more steps).
+
+    ``on_step(step, values)``, if given, is called after every step with the
+    new step number and that step's all-reduced values (floats:
+    ``total_loss``, ``task_loss``, ``regularization_loss``, the task's
+    ``<part>_loss``, pixel counts), e.g. to record a trajectory.
+
+    The first call resumes or initialises (``initialize``); later calls on
+    the same Trainer continue from its state in memory.
 
     Returns the last logged metrics (dict of floats).
     """
@@ -353,7 +369,9 @@ class Trainer:
     if self.chief:
       with open(os.path.join(s.train_logdir, OPTIONS_FILE), 'w') as f:
         json.dump(self.options.to_dict(), f, indent=1, sort_keys=True)
-    logging.info(self.initialize())
+    if not self._initialized:
+      logging.info(self.initialize())
+      self._initialized = True
     target = s.training_number_of_steps
     if max_steps is not None:
       target = min(target, self.step + max_steps)
@@ -394,6 +412,8 @@ class Trainer:
       save_due, stop_due = (float(x) > 0 for x in agreed.numpy())
       window_steps += 1
       step = self.step
+      if on_step is not None:
+        on_step(step, values)
       now = time.time()
       if step % s.log_steps == 0 or step == target:
         elapsed = now - window_start

@@ -16,11 +16,14 @@ original DeepLab ``feature_extractor._mobilenet_v2``:
 import dataclasses
 from typing import Callable, Optional
 
+from deeplab_tf.models import initializers
 from deeplab_tf.models.backbones.atrous import atrous_schedule
 from deeplab_tf.models.builder import BatchNormParams
 
 # slim batch_norm default epsilon 1e-3; mobilenet training_scope decay 0.997.
 MOBILENET_BN = BatchNormParams(epsilon=1e-3, decay=0.997)
+# mobilenet.training_scope: every conv and depthwise conv (stddev=0.09).
+MOBILENET_INIT = initializers.truncated_normal(0.09)
 
 
 def make_divisible(value, divisor, min_value=None):
@@ -79,16 +82,19 @@ def expanded_conv(b, x, scope, spec, num_outputs, stride, rate, bn,
   net = x
   if inner > in_depth:
     net = b.conv2d(net, scope + '/expand', inner, 1, bn=bn,
-                   activation=spec.activation)
+                   activation=spec.activation,
+                   weights_initializer=MOBILENET_INIT)
     end_points[end_point + '/expansion_output'] = net
   net = b.depthwise_conv2d(net, scope + '/depthwise', spec.kernel_size,
                            stride=stride, rate=rate, bn=bn,
-                           activation=spec.activation)
+                           activation=spec.activation,
+                           weights_initializer=MOBILENET_INIT)
   end_points[end_point + '/depthwise_output'] = net
   if spec.squeeze_excite is not None:
     net = spec.squeeze_excite(b, net, scope + '/squeeze_excite')
   net = b.conv2d(net, scope + '/project', num_outputs, 1, bn=bn,
-                 activation=None)
+                 activation=None,
+                 weights_initializer=MOBILENET_INIT)
   end_points[end_point + '/projection_output'] = net
   if spec.residual and stride == 1 and in_depth == num_outputs:
     net = net + x
@@ -128,7 +134,8 @@ def mobilenet_base(b, images, spec, scope, depth_multiplier=1.0,
     if isinstance(layer, Conv):
       net = b.conv2d(net, layer_scope, num_outputs, layer.kernel_size,
                      stride=layer_stride, rate=layer_rate, bn=bn,
-                     activation=layer.activation)
+                     activation=layer.activation,
+                     weights_initializer=MOBILENET_INIT)
     else:
       net = expanded_conv(b, net, layer_scope, layer, num_outputs,
                           layer_stride, layer_rate, bn, end_points, end_point)

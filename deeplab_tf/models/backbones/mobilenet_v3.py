@@ -48,7 +48,8 @@ import dataclasses
 
 import keras
 
-from deeplab_tf.models.backbones.mobilenet_v2 import (MOBILENET_BN, Conv,
+from deeplab_tf.models.backbones.mobilenet_v2 import (MOBILENET_BN,
+                                                      MOBILENET_INIT, Conv,
                                                       ExpandedConv,
                                                       expand_input,
                                                       make_divisible,
@@ -85,9 +86,11 @@ class SqueezeExcite:
     # reduce_mean over H, W (pool=None in the original call).
     pooled = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
     squeezed = b.conv2d(pooled, scope + '/Conv', self.squeeze_channels(channels),
-                        1, bn=None, activation=self.inner_activation)
+                        1, bn=None, activation=self.inner_activation,
+                        weights_initializer=MOBILENET_INIT)
     gate = b.conv2d(squeezed, scope + '/Conv_1', channels, 1, bn=None,
-                    activation=self.gating)
+                    activation=self.gating,
+                    weights_initializer=MOBILENET_INIT)
     return x * gate
 
 

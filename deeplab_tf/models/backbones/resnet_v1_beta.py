@@ -17,11 +17,15 @@ from typing import Tuple
 
 import keras
 
+from deeplab_tf.models import initializers
 from deeplab_tf.models.backbones.atrous import atrous_schedule
 from deeplab_tf.models.builder import BatchNormParams
 
 # Original extract_features passes batch_norm_decay=0.95, epsilon=1e-5 for ResNets.
 RESNET_BN = BatchNormParams(epsilon=1e-5, decay=0.95)
+# resnet_arg_scope: slim.variance_scaling_initializer() (factor 2, FAN_IN,
+# truncated normal) for every conv.
+RESNET_INIT = initializers.slim_variance_scaling()
 DEFAULT_MULTI_GRID = (1, 1, 1)
 
 
@@ -75,14 +79,18 @@ def bottleneck(b, x, scope, unit, stride, rate, end_points):
                                            padding='valid')(x)
   else:
     shortcut = b.conv2d(x, scope + '/shortcut', unit.depth, 1, stride=stride,
-                        bn=RESNET_BN, activation=None)
+                        bn=RESNET_BN, activation=None,
+                        weights_initializer=RESNET_INIT)
   r = b.conv2d(x, scope + '/conv1', unit.depth_bottleneck, 1, bn=RESNET_BN,
-               activation='relu')
+               activation='relu',
+               weights_initializer=RESNET_INIT)
   r = b.conv2d(r, scope + '/conv2', unit.depth_bottleneck, 3, stride=stride,
                rate=rate * unit.unit_rate, bn=RESNET_BN, activation='relu',
-               explicit_padding=True)
+               explicit_padding=True,
+               weights_initializer=RESNET_INIT)
   r = b.conv2d(r, scope + '/conv3', unit.depth, 1, bn=RESNET_BN,
-               activation=None)
+               activation=None,
+               weights_initializer=RESNET_INIT)
   # slim collects every conv's output under its scope: '.../conv3' is the BN
   # output before the residual sum and ReLU (the decoder's low-level feature).
   end_points[scope + '/conv3'] = r
@@ -99,13 +107,17 @@ def resnet_v1(b, images, blocks, output_stride, scope, beta):
     output_stride //= 4  # root conv and max pool
   if beta:
     x = b.conv2d(images, scope + '/conv1_1', 64, 3, stride=2, bn=RESNET_BN,
-                 activation='relu', explicit_padding=True)
-    x = b.conv2d(x, scope + '/conv1_2', 64, 3, bn=RESNET_BN, activation='relu')
+                 activation='relu', explicit_padding=True,
+                 weights_initializer=RESNET_INIT)
+    x = b.conv2d(x, scope + '/conv1_2', 64, 3, bn=RESNET_BN, activation='relu',
+                 weights_initializer=RESNET_INIT)
     x = b.conv2d(x, scope + '/conv1_3', 128, 3, bn=RESNET_BN,
-                 activation='relu')
+                 activation='relu',
+                 weights_initializer=RESNET_INIT)
   else:
     x = b.conv2d(images, scope + '/conv1', 64, 7, stride=2, bn=RESNET_BN,
-                 activation='relu', explicit_padding=True)
+                 activation='relu', explicit_padding=True,
+                 weights_initializer=RESNET_INIT)
   x = keras.layers.MaxPooling2D(3, strides=2, padding='same')(x)
   units = [(block, i, unit) for block in blocks
            for i, unit in enumerate(block.units)]

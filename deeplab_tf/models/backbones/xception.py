@@ -18,11 +18,14 @@ Module semantics (the original ``xception_module``):
 import dataclasses
 from typing import Optional, Tuple
 
+from deeplab_tf.models import initializers
 from deeplab_tf.models.backbones.atrous import atrous_schedule
 from deeplab_tf.models.builder import BatchNormParams
 
 # Original extract_features: batch_norm_decay=0.9997, epsilon=1e-3 for Xception.
 XCEPTION_BN = BatchNormParams(epsilon=1e-3, decay=0.9997)
+# xception_arg_scope(weights_initializer_stddev=0.09): every conv.
+XCEPTION_INIT = initializers.truncated_normal(0.09)
 DEFAULT_MULTI_GRID = (1, 1, 1)
 
 
@@ -86,9 +89,11 @@ def _separable_conv(b, x, scope, depth, stride, rate, activation_in_conv):
   explicit = stride > 1
   x = b.depthwise_conv2d(x, scope + '_depthwise', 3, stride=stride, rate=rate,
                          bn=XCEPTION_BN, activation=act,
-                         explicit_padding=explicit)
+                         explicit_padding=explicit,
+                         weights_initializer=XCEPTION_INIT)
   return b.conv2d(x, scope + '_pointwise', depth, 1, bn=XCEPTION_BN,
-                  activation=act)
+                  activation=act,
+                  weights_initializer=XCEPTION_INIT)
 
 
 def xception_module(b, x, scope, block, stride, rate, end_points):
@@ -104,7 +109,8 @@ def xception_module(b, x, scope, block, stride, rate, end_points):
     end_points[conv_scope + '_pointwise'] = residual
   if block.skip_connection_type == 'conv':
     shortcut = b.conv2d(x, scope + '/shortcut', block.depth_list[-1], 1,
-                        stride=stride, bn=XCEPTION_BN, activation=None)
+                        stride=stride, bn=XCEPTION_BN, activation=None,
+                        weights_initializer=XCEPTION_INIT)
     out = residual + shortcut
   elif block.skip_connection_type == 'sum':
     out = residual + x
@@ -130,9 +136,11 @@ def xception(b, images, blocks, output_stride, scope):
                        % output_stride)
     output_stride //= 2  # the stride-2 root below
   x = b.conv2d(images, scope + '/entry_flow/conv1_1', 32, 3, stride=2,
-               bn=XCEPTION_BN, activation='relu', explicit_padding=True)
+               bn=XCEPTION_BN, activation='relu', explicit_padding=True,
+               weights_initializer=XCEPTION_INIT)
   x = b.conv2d(x, scope + '/entry_flow/conv1_2', 64, 3, bn=XCEPTION_BN,
-               activation='relu')
+               activation='relu',
+               weights_initializer=XCEPTION_INIT)
   units = [(block, u) for block in blocks for u in range(block.num_units)]
   schedule = atrous_schedule([block.stride for block, _ in units],
                              output_stride)

@@ -24,11 +24,19 @@ from deeplab_tf.models.builder import BatchNormParams
 IMAGE_POOLING_SCOPE = 'image_pooling'
 ASPP_SCOPE = 'aspp'
 CONCAT_PROJECTION_SCOPE = 'concat_projection'
+DROPOUT_KEEP_PROB = 0.9
+
+
+# model.py hard-codes the BatchNorm of ASPP, image pooling, concat projection
+# and decoder: decay 0.9997, epsilon 1e-5. The original --batch_norm_decay
+# flag (ModelOptions.batch_norm_decay) is read by nothing.
+HEAD_BATCH_NORM = BatchNormParams(epsilon=1e-5, decay=0.9997)
 
 
 def head_batch_norm(options):
-  """ASPP / decoder BatchNorm: epsilon 1e-5, decay = options.batch_norm_decay."""
-  return BatchNormParams(epsilon=1e-5, decay=options.batch_norm_decay)
+  """ASPP / decoder BatchNorm (fixed, as the original; ``options`` unused)."""
+  del options
+  return HEAD_BATCH_NORM
 
 
 def image_pooling(b, features, options, activation):
@@ -90,7 +98,7 @@ def aspp(b, features, options):
                  activation=activation)
     # slim.dropout(keep_prob=0.9): active only when the model is called with
     # training=True.
-    x = keras.layers.Dropout(0.1)(x)
+    x = dl_layers.Dropout(keep_prob=DROPOUT_KEEP_PROB)(x)
   if image_feature is not None and options.aspp_with_squeeze_and_excitation:
     x = x * image_feature
   return x
