@@ -22,6 +22,7 @@ Flag names and defaults are the original train.py's (and common.py's model
 flags); ``--flagfile`` works. Additions: --strategy (default, mirrored,
 multi_worker_mirrored, tpu), --tpu, --mixed_precision, --save_interval_steps,
 --hard_classes / --hard_class_repeat, --max_to_keep, --jit_compile,
+--sync_batch_norm, --all_batch_norm_decay,
 --trainable_scopes, --meta_architecture (v1/v2 heads, deeperlab) and the
 DeeperLab flags.
 An existing checkpoint in --train_logdir wins over --tf_initial_checkpoint:
@@ -111,8 +112,18 @@ flags.DEFINE_string('tf_initial_checkpoint', None,
                     'Initial checkpoint: an original TF1 (model-zoo / '
                     'ImageNet) checkpoint or one of ours.')
 flags.DEFINE_boolean('fine_tune_batch_norm', True,
-                     'Train BatchNorm (phase 1, large batches). False keeps '
-                     'it frozen in inference mode (phase 2).')
+                     'Train BatchNorm statistics (phase 1, large batches): '
+                     'normalise with batch statistics and update the moving '
+                     'averages. False (phase 2): BatchNorm uses its moving '
+                     'statistics and keeps them; gamma and beta still train, '
+                     'as in the original.')
+flags.DEFINE_boolean('sync_batch_norm', False,
+                     'Not in the original: with several replicas, BatchNorm '
+                     'normalises with the statistics of the global batch '
+                     '(all-reduced) instead of each replica\'s own sub-batch '
+                     '(the original, whose moving averages then follow the '
+                     'first replica). For small per-replica batches with '
+                     '--fine_tune_batch_norm.')
 # Not an original train.py flag (slim's train_image_classifier has one).
 flags.DEFINE_list('trainable_scopes', [],
                   'Train only these variables: regular expressions matched '
@@ -251,6 +262,7 @@ def settings_from_flags():
           last_layer_gradient_multiplier=FLAGS.last_layer_gradient_multiplier),
       momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
       fine_tune_batch_norm=FLAGS.fine_tune_batch_norm,
+      sync_batch_norm=FLAGS.sync_batch_norm,
       tf_initial_checkpoint=FLAGS.tf_initial_checkpoint,
       initialize_last_layer=FLAGS.initialize_last_layer,
       log_steps=FLAGS.log_steps, save_interval_secs=FLAGS.save_interval_secs,
@@ -353,13 +365,18 @@ def make_dataset_fn(options, settings, inputs, descriptor):
 def check_flag_combinations(options, settings, num_replicas):
   """Refuses what cannot work before any compute; warns as the original docs do."""
   per_replica = settings.train_batch_size // max(num_replicas, 1)
-  if settings.fine_tune_batch_norm and per_replica < 2:
-    raise app.UsageError(
+  if (settings.fine_tune_batch_norm and per_replica < 2 and
+      not (settings.sync_batch_norm and settings.train_batch_size >= 2)):
+    # The original trains on (its train.py only advises against it).
+    logging.warning(
         '--fine_tune_batch_norm with %d image per replica (train_batch_size=%d '
-        'on %d replicas): BatchNorm statistics of a single image are '
-        'meaningless. Use --nofine_tune_batch_norm (phase 2) or a larger '
-        'batch.' % (per_replica, settings.train_batch_size, num_replicas))
-  if settings.fine_tune_batch_norm and settings.train_batch_size < 12:
+        'on %d replicas): each replica normalises with the statistics of its '
+        'own single image, as the original would. The original advises '
+        'batches larger than 12 (16 is better) for fine_tune_batch_norm, '
+        'otherwise a smaller batch with --nofine_tune_batch_norm; '
+        '--sync_batch_norm (ours) normalises with the global batch instead.',
+        per_replica, settings.train_batch_size, num_replicas)
+  elif settings.fine_tune_batch_norm and settings.train_batch_size < 12:
     logging.warning(
         'fine_tune_batch_norm with a global batch of %d: the original '
         'recommends it only for batches >= 12 (16 in the papers).',

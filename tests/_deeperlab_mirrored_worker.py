@@ -11,17 +11,18 @@ def main(logdir, steps):
   cpus = tf.config.list_physical_devices('CPU')
   tf.config.set_logical_device_configuration(
       cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-  from deeplab_tf.models.builder import SyncBatchNormalization  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.models.batch_norm import BatchNorm  # pylint: disable=g-import-not-at-top
   from deeplab_tf.training.trainer import Trainer  # pylint: disable=g-import-not-at-top
   from test_deeperlab_training import OPTIONS, panoptic_dataset_fn, settings  # pylint: disable=g-import-not-at-top
   strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
-  trainer = Trainer(OPTIONS, settings(logdir, steps, train_batch_size=4),
+  trainer = Trainer(OPTIONS, settings(logdir, steps, train_batch_size=4,
+                                      sync_batch_norm=True),
                     panoptic_dataset_fn(4), strategy)
   metrics = trainer.train()
   print('RESULT ' + json.dumps({
       'step': trainer.step, 'replicas': strategy.num_replicas_in_sync,
-      'sync_batch_norm': any(isinstance(l, SyncBatchNormalization)
-                             for l in trainer.model.layers),
+      'sync_batch_norm': all(l.sync for l in trainer.model.layers
+                             if isinstance(l, BatchNorm)),
       'metrics': metrics}))
 
 

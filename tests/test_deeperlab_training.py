@@ -433,7 +433,9 @@ def test_train_from_flags_reads_the_panoptic_pipeline(
   assert call['target_settings'].thing_classes == (2,)
   assert call['settings'].crop_size == (65, 65) and call['batch_size'] == 2
   assert call['layout'].label_divisor == 1000
-  assert {'image', 'label', 'prediction'} <= _event_tags(tmp_path / 'train')
+  assert {'samples/image', 'samples/label', 'samples/semantic',
+          'samples/label_colored', 'samples/semantic_colored'} <= _event_tags(
+              tmp_path / 'train')
 
 
 def test_train_from_flags_on_real_panoptic_records(tmp_path, restore_flags):

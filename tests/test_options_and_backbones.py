@@ -2,6 +2,7 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -128,16 +129,28 @@ def test_mobilenet_depth_multiplier_channels():
 
 def test_train_mode_batch_norm_and_dropout():
   options = ModelOptions(model_variant='mobilenet_v2', crop_size=(33, 33),
-                         output_stride=16)
+                         output_stride=16, aspp_with_concat_projection=False)
   frozen = build_model(options)
   trainable = build_model(options, fine_tune_batch_norm=True)
-  n_bn = sum(1 for l in frozen.layers if l.__class__.__name__ == 'BatchNormalization')
-  assert len(trainable.trainable_weights) - len(frozen.trainable_weights) == 2 * n_bn
+  # gamma and beta train in both phases, as the original.
+  assert len(trainable.trainable_weights) == len(frozen.trainable_weights)
+  n_bn = sum(1 for l in frozen.layers
+             if isinstance(l, keras.layers.BatchNormalization))
+  assert n_bn > 50 and sum(1 for w in frozen.trainable_weights
+                           if w.name in ('gamma', 'beta')) == 2 * n_bn
   x = np.random.default_rng(0).uniform(0, 255, (2, 33, 33, 3)).astype(np.float32)
-  # Frozen BN ignores training=True (inference statistics); dropout still differs.
-  a = frozen(x, training=False)['merged_logits'].numpy()
+  # Frozen statistics: training=True is the inference computation ...
+  np.testing.assert_array_equal(frozen(x, training=True)['merged_logits'],
+                                frozen(x, training=False)['merged_logits'])
+  # ... while fine-tuned BatchNorm uses the batch statistics.
+  a = trainable(x, training=False)['merged_logits'].numpy()
   b = trainable(x, training=True)['merged_logits'].numpy()
   assert a.shape == b.shape and not np.allclose(a, b)
+  # The concat-projection dropout is active in training only.
+  with_dropout = build_model(options.replace(aspp_with_concat_projection=True))
+  c = with_dropout(x, training=True)['merged_logits'].numpy()
+  d = with_dropout(x, training=False)['merged_logits'].numpy()
+  assert not np.allclose(c, d)
 
 
 def test_atrous_schedule():

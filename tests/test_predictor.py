@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 
+import keras
 import numpy as np
 import pytest
 
@@ -22,7 +23,7 @@ def _softmax(x):
 def _randomise_batch_norm(model, seed=0):
   rng = np.random.default_rng(seed)
   for layer in model.layers:
-    if layer.__class__.__name__ == 'BatchNormalization':
+    if isinstance(layer, keras.layers.BatchNormalization):
       n = layer.gamma.shape[0]
       layer.set_weights([1 + 0.1 * rng.uniform(-1, 1, n), 0.1 * rng.normal(size=n),
                          0.1 * rng.normal(size=n), rng.uniform(0.5, 1.5, n)])
@@ -127,7 +128,7 @@ def test_folded_batch_norm_predictor_matches(variant, extra):
   model = build_predictor(options)
   _randomise_batch_norm(model)
   folded = folded_predictor(model)
-  assert not any(l.__class__.__name__ == 'BatchNormalization' for l in folded.layers)
+  assert not any(isinstance(l, keras.layers.BatchNormalization) for l in folded.layers)
   x = np.random.default_rng(3).uniform(0, 255, (1, 65, 65, 3)).astype(np.float32)
   # Float32 rounding of the folded kernels: the README's conformance tolerance.
   ref = model(x)['logits'].numpy()

@@ -103,43 +103,85 @@ def test_initial_tf1_checkpoint_without_last_layer(tmp_path):
 
 
 def test_frozen_batch_norm_phase(tmp_path):
+  """Phase 2 as the original: moving statistics kept, gamma and beta train."""
   trainer = Trainer(OPTIONS, _settings(tmp_path, 2, fine_tune_batch_norm=False),
                     synthetic_dataset_fn(4))
-  bn = [l for l in trainer.model.layers if l.__class__.__name__ == 'BatchNormalization']
-  before = [l.get_weights() for l in bn]
+  named = checkpoints.model_variables(trainer.model)
+  before = {n: v.numpy().copy() for n, v in named.items()}
   trainer.train()
-  for layer, weights in zip(bn, before):
-    for a, b in zip(layer.get_weights(), weights):
-      np.testing.assert_array_equal(a, b)
+  statistics = [n for n in named if n.endswith(('moving_mean',
+                                                'moving_variance'))]
+  affine = [n for n in named if n.endswith(('/gamma', '/beta'))]
+  assert len(statistics) == len(affine) > 50
+  for n in statistics:
+    np.testing.assert_array_equal(named[n].numpy(), before[n], err_msg=n)
+  # Every gamma and beta trains (the original's T2 fixture: 108 of 108): its
+  # momentum accumulator holds its gradients. (Gammas start at 1.0, where
+  # two small steps can round away.)
+  trained = [n for n in affine
+             if np.abs(trainer.optimizer.accumulator(named[n]).numpy()).max() > 0]
+  assert sorted(trained) == sorted(affine), sorted(set(affine) - set(trained))
+  assert any(not np.array_equal(named[n].numpy(), before[n]) for n in affine)
+
+
+def _run_worker(tmp_path, name, num_devices, init, global_batch, sync):
+  here = os.path.dirname(os.path.abspath(__file__))
+  logdir = tmp_path / name
+  proc = subprocess.run(
+      [sys.executable, os.path.join(here, '_mirrored_worker.py'),
+       str(num_devices), str(logdir), str(init), '1', str(global_batch),
+       str(int(sync))], capture_output=True, text=True,
+      timeout=600, env=dict(os.environ, PYTHONPATH=here + os.pathsep +
+                            os.environ.get('PYTHONPATH', '')))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  loss = float(proc.stdout.split('LOSS ')[1].split()[0])
+  return loss, dict(np.load(logdir / 'weights.npz'))
+
+
+def _initial(init):
+  start = build_model(OPTIONS, fine_tune_batch_norm=True)
+  checkpoints.load_tf1_checkpoint(start, str(init))
+  return {n: v.numpy() for n, v in checkpoints.model_variables(start).items()}
 
 
 @pytest.mark.slow
-def test_two_replicas_match_one_device(tmp_path):
-  """MirroredStrategy on 2 logical CPUs == one device on the same global batch."""
+def test_two_replicas_with_sync_batch_norm_match_one_device(tmp_path):
+  """--sync_batch_norm on 2 logical CPUs == one device on the same global batch."""
   init = tmp_path / 'init' / 'model.ckpt'
   checkpoints.save_tf1_checkpoint(build_model(OPTIONS), str(init))
-  here = os.path.dirname(os.path.abspath(__file__))
-  losses = {}
-  for n in (1, 2):
-    logdir = tmp_path / ('run%d' % n)
-    proc = subprocess.run(
-        [sys.executable, os.path.join(here, '_mirrored_worker.py'), str(n),
-         str(logdir), str(init), '1'], capture_output=True, text=True,
-        timeout=600, env=dict(os.environ, PYTHONPATH=here + os.pathsep +
-                              os.environ.get('PYTHONPATH', '')))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    losses[n] = float(proc.stdout.split('LOSS ')[1].split()[0])
-  assert losses[1] == pytest.approx(losses[2], abs=1e-5)
-  one = np.load(tmp_path / 'run1' / 'weights.npz')
-  two = np.load(tmp_path / 'run2' / 'weights.npz')
-  start = build_model(OPTIONS, fine_tune_batch_norm=True)
-  checkpoints.load_tf1_checkpoint(start, str(init))
-  for key, w0 in zip(one.files, start.get_weights()):
-    # The update of every variable (weights and BN moving statistics) agrees;
-    # summation order in the BatchNorm backward pass leaves ~1e-3 relative.
+  loss1, one = _run_worker(tmp_path, 'one', 1, init, 4, sync=False)
+  loss2, two = _run_worker(tmp_path, 'two', 2, init, 4, sync=True)
+  assert loss1 == pytest.approx(loss2, abs=1e-5)
+  start = _initial(init)
+  for key, w0 in start.items():
+    # The update of every variable (weights and BN moving statistics) agrees
+    # up to kernel noise: sync BN is composed of ops, one device uses the
+    # fused kernel, and the original's own reruns (oneDNN on / off) differ by
+    # up to 3% in step-1 BatchNorm gradients (shared/reference/train).
     update = np.linalg.norm(one[key] - w0)
     gap = np.linalg.norm(one[key] - two[key])
-    assert gap <= 2e-2 * update + 1e-6, (key, gap, update)
+    assert gap <= 5e-2 * update + 1e-5, (key, gap, update)
+
+
+@pytest.mark.slow
+def test_two_replicas_take_moving_averages_from_the_first(tmp_path):
+  """Default (the original's clones): the moving statistics after one step are
+  those of a one-device run on the first replica's half batch."""
+  init = tmp_path / 'init' / 'model.ckpt'
+  checkpoints.save_tf1_checkpoint(build_model(OPTIONS), str(init))
+  _, half = _run_worker(tmp_path, 'half', 1, init, 2, sync=False)
+  _, whole = _run_worker(tmp_path, 'whole', 1, init, 4, sync=False)
+  _, two = _run_worker(tmp_path, 'two', 2, init, 4, sync=False)
+  start = _initial(init)
+  statistics = [k for k in start if k.endswith(('moving_mean',
+                                                'moving_variance'))]
+  assert len(statistics) > 50
+  for key in statistics:
+    update = np.abs(half[key] - start[key]).max()
+    np.testing.assert_allclose(two[key], half[key], atol=1e-6 + 1e-4 * update,
+                               err_msg=key)
+  # ... which differ from the global batch's (what sync BN would give).
+  assert max(np.abs(whole[k] - two[k]).max() for k in statistics) > 1e-3
 
 
 def test_nan_loss_stops_with_step_and_last_checkpoint(tmp_path):

@@ -48,14 +48,18 @@ def parse_eval_flags(cmdline):
 def find_checkpoint_writer(case_path):
   """The fixture's checkpoint writer: beside the case, or one folder up."""
   here = os.path.dirname(os.path.abspath(case_path))
-  for d in (here, os.path.dirname(here)):
+  folders = [here, os.path.dirname(here)]
+  shared = conformance.shared_reference_dir()
+  if shared:
+    folders.append(shared)  # a copied case: the shared fixtures' writer
+  for d in folders:
     candidate = os.path.join(d, CHECKPOINT_WRITER)
     if os.path.exists(candidate):
       return candidate
   raise FileNotFoundError(
-      '%s not found beside %s (or in its parent folder): it is the rule that '
-      'turns the case manifest into a TF1 checkpoint.'
-      % (CHECKPOINT_WRITER, case_path))
+      '%s not found beside %s (or in its parent folder, or in '
+      'shared/reference): it is the rule that turns the case manifest into '
+      'a TF1 checkpoint.' % (CHECKPOINT_WRITER, case_path))
 
 
 def write_case_checkpoint(case_path, case, directory):

@@ -358,7 +358,8 @@ def model_weight_decay_summary(model):
   # One moving-average update per trained BatchNorm statistic.
   updates = 0
   for layer in model.layers:
-    if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable:
+    if (isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+        and getattr(layer, 'train_statistics', True)):
       updates += len([w for w in layer.non_trainable_weights
                       if w.name.split('/')[-1].startswith('moving_')])
   return {

@@ -12,7 +12,8 @@ handling, checkpoints and summaries. A task owns what differs between models
   parts are logged and written to TensorBoard as ``<part>_loss``);
 * ``pixel_counts``: (correct, valid) pixels of the semantic prediction, for
   the training pixel accuracy;
-* ``prediction``: the semantic prediction and labels for image summaries.
+* ``summary_samples``: image, label and semantic prediction of the step's
+  first images, for the image summaries.
 
 ``SemanticTask`` is DeepLab (v1/v2/v3/v3+): softmax cross-entropy on each
 scale of the image pyramid, batches ``{'image', 'label'}``. ``DeeperLabTask``
@@ -50,11 +51,22 @@ def _pixel_counts(logits, labels, ignore_label):
           tf.reduce_sum(tf.cast(valid, tf.float32)))
 
 
-def _prediction(logits, images):
-  """argmax of logits resized (bilinear) to the image size, as numpy."""
-  logits = dl_layers.resize_bilinear(tf.cast(logits, tf.float32),
-                                     tf.shape(images)[1:3])
-  return tf.argmax(logits, axis=3, output_type=tf.int32).numpy()
+# tf.summary.image's default max_outputs, which the original train.py keeps.
+SUMMARY_IMAGES = 3
+
+
+def _summary_samples(images, labels, logits):
+  """The first images of a replica's batch as the original summarises them.
+
+  ``image`` as fed, ``label`` and ``semantic`` (argmax of the training
+  forward pass's logits, at the logits resolution), int32 [n, h, w, 1].
+  """
+  labels = tf.cast(labels, tf.int32)
+  if labels.shape.rank == 3:
+    labels = labels[..., tf.newaxis]
+  semantic = tf.argmax(logits, axis=3, output_type=tf.int32)[..., tf.newaxis]
+  return {'image': images[:SUMMARY_IMAGES], 'label': labels[:SUMMARY_IMAGES],
+          'semantic': semantic[:SUMMARY_IMAGES]}
 
 
 class SemanticTask:
@@ -98,11 +110,10 @@ class SemanticTask:
     return _pixel_counts(outputs['merged_logits'], batch['label'],
                          self.ignore_label)
 
-  def prediction(self, model, batch):
-    """(predicted classes, labels) [B, H, W] numpy, for image summaries."""
-    logits = model(batch['image'], training=False)['merged_logits']
-    return (_prediction(logits, batch['image']),
-            batch['label'].numpy()[..., 0])
+  def summary_samples(self, outputs, batch):
+    """Image summaries of the step (original train.py: samples/*)."""
+    return _summary_samples(batch['image'], batch['label'],
+                            outputs['merged_logits'])
 
 
 class DeeperLabTask:
@@ -150,12 +161,9 @@ class DeeperLabTask:
     return _pixel_counts(outputs[deeperlab_decoder.SEMANTIC], batch['semantic'],
                          self.ignore_label)
 
-  def prediction(self, model, batch):
-    logits = model(batch['image'], training=False)[deeperlab_decoder.SEMANTIC]
-    labels = batch['semantic'].numpy()
-    if labels.ndim == 4:
-      labels = labels[..., 0]
-    return _prediction(logits, batch['image']), labels
+  def summary_samples(self, outputs, batch):
+    return _summary_samples(batch['image'], batch['semantic'],
+                            outputs[deeperlab_decoder.SEMANTIC])
 
 
 def task_for(options, loss: LossSettings = LossSettings(),

@@ -314,7 +314,9 @@ class Trainer:
                'correct_pixels': correct, 'valid_pixels': valid}
     for name, part in parts.items():
       metrics[part_metric(name)] = part / replicas
-    return metrics
+    samples = (self.task.summary_samples(outputs, batch)
+               if self.settings.save_summaries_images else {})
+    return metrics, samples
 
   def _make_train_function(self):
     # XLA compiles the per-replica computation only: reading the iterator
@@ -327,14 +329,19 @@ class Trainer:
       # on the step's all-reduce so that every worker saves and stops at the
       # same step (a worker leaving the loop alone would hang the others).
       def replica_fn(batch, requests):
-        return replica_step(batch), tf.identity(requests)
-      per_replica, requests = self.strategy.run(
+        metrics, samples = replica_step(batch)
+        return metrics, samples, tf.identity(requests)
+      per_replica, samples, requests = self.strategy.run(
           replica_fn, args=(next(iterator), requests))
       metrics = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v,
                                          axis=None)
                  for k, v in per_replica.items()}
+      # Image summaries show the first replica's batch, as the original's
+      # show clone 0's.
+      samples = {k: self.strategy.experimental_local_results(v)[0]
+                 for k, v in samples.items()}
       return metrics, self.strategy.reduce(tf.distribute.ReduceOp.MEAN,
-                                           requests, axis=None)
+                                           requests, axis=None), samples
     return tf.function(step)
 
   def _save(self, step):
@@ -398,7 +405,7 @@ class Trainer:
           [now - last_save >= s.save_interval_secs,
            stop_after_seconds is not None and
            now - start_time > stop_after_seconds], tf.float32)
-      values, agreed = train_fn(iterator, requests)
+      values, agreed, samples = train_fn(iterator, requests)
       values = {k: float(v) for k, v in values.items()}
       if not np.isfinite(values['total_loss']):
         # Every worker sees the same all-reduced loss, so all stop together.
@@ -431,6 +438,8 @@ class Trainer:
         if now - last_summary >= s.save_summaries_secs or step == target or (
             step - start_step <= s.log_steps):
           self._write_summaries(writer, metrics, step)
+          if s.save_summaries_images:
+            self._write_image_summaries(writer, samples, step)
           last_summary = now
       if stop_due:
         break
@@ -440,9 +449,6 @@ class Trainer:
         last_save = now
     self._save(self.step)
     self._mark_done()
-    if s.save_summaries_images and self.chief:
-      self._write_image_summaries(writer, next(iter(self.dataset_fn(
-          tf.distribute.InputContext()))))
     writer.flush()
     return metrics
 
@@ -473,12 +479,23 @@ class Trainer:
       for name in names:
         tf.summary.scalar(name, metrics[name])
 
-  def _write_image_summaries(self, writer, batch):
+  def _write_image_summaries(self, writer, samples, step):
+    """The original's samples/image, samples/label, samples/semantic.
+
+    Labels and predictions are scaled by ``max(1, 255 // num_classes)`` and
+    cast to uint8 as the original (so the ignore label wraps around, as
+    there); ``*_colored`` (ours) are the same maps in the dataset's colours.
+    """
     from deeplab_tf import visualization  # pylint: disable=g-import-not-at-top
-    predictions, labels = self.task.prediction(self.model, batch)
-    with writer.as_default(step=self.step):
-      tf.summary.image('image', tf.cast(batch['image'], tf.uint8), max_outputs=3)
-      tf.summary.image('label', visualization.colorize(
-          labels, self.settings.colormap), max_outputs=3)
-      tf.summary.image('prediction', visualization.colorize(
-          predictions, self.settings.colormap), max_outputs=3)
+    scaling = max(1, 255 // self.num_classes)
+    image = np.clip(np.asarray(samples['image'], np.float32), 0, 255)
+    with writer.as_default(step=step):
+      tf.summary.image('samples/image', image.astype(np.uint8),
+                       max_outputs=tasks_lib.SUMMARY_IMAGES)
+      for name in ('label', 'semantic'):
+        ids = np.asarray(samples[name], np.int64)
+        tf.summary.image('samples/' + name, (ids * scaling).astype(np.uint8),
+                         max_outputs=tasks_lib.SUMMARY_IMAGES)
+        tf.summary.image('samples/%s_colored' % name, visualization.colorize(
+            np.clip(ids[..., 0], 0, 255), self.settings.colormap),
+                         max_outputs=tasks_lib.SUMMARY_IMAGES)
