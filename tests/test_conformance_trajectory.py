@@ -198,3 +198,35 @@ def test_cli_exit_status(tmp_path):
   cannot = _cli(_copy_case(train, tmp_path / 'train', adam))
   assert cannot.returncode == 2, cannot.stdout + cannot.stderr[-2000:]
   assert 'adam' in cannot.stdout
+
+
+@pytest.mark.parametrize('path', TRAIN_CASES[-1:], ids=os.path.basename)
+def test_sketched_storage_is_checked(path):
+  """Kept-back cases store large kernels as sketches: same verdicts."""
+  case, arrays, ours = _run(path)
+  writer = trajectory._writer(path)  # pylint: disable=protected-access
+  case = copy.deepcopy(case)
+  arrays = dict(arrays)
+  big = sorted((r for r in case['variables'] if r.get('trainable')
+                and r['name'].endswith('weights')),
+               key=lambda r: -int(np.prod(r['shape'])))[:3]
+  for row in big:
+    name = row['name']
+    initial = writer.variable_value(name, row['shape'], row['dtype'])
+    arrays['sketch/' + name] = trajectory.sketch(
+        name, arrays.pop('final/' + name), initial)
+    arrays['step1/gradsketch/' + name] = trajectory.sketch(
+        name, arrays.pop('step1/grad/' + name), 0.0)
+    row['stored'] = 'sketch'
+    row['tol_final'] = max(float(row['tol_final']), 1e-6)
+  result = _compare(path, case, arrays, ours)
+  assert result.passed, result.report()
+  # A final kernel off by 1e-4 in one entry now fails through its sketch.
+  name = big[0]['name']
+
+  def nudge(final):
+    value = final[name].copy()
+    value.flat[0] += 1e-4
+    final[name] = value
+  assert any(n.startswith('final ') for n in _failed(
+      _compare(path, case, arrays, _perturbed(ours, final=nudge))))

@@ -145,12 +145,13 @@ def test_train_mode_batch_norm_and_dropout():
   # ... while fine-tuned BatchNorm uses the batch statistics.
   a = trainable(x, training=False)['merged_logits'].numpy()
   b = trainable(x, training=True)['merged_logits'].numpy()
-  assert a.shape == b.shape and not np.allclose(a, b)
+  assert a.shape == b.shape and not np.allclose(a, b, rtol=1e-2, atol=0)
   # The concat-projection dropout is active in training only.
   with_dropout = build_model(options.replace(aspp_with_concat_projection=True))
   c = with_dropout(x, training=True)['merged_logits'].numpy()
   d = with_dropout(x, training=False)['merged_logits'].numpy()
-  assert not np.allclose(c, d)
+  # (From-scratch logits are ~1e-10 in inference: compare relatively.)
+  assert not np.allclose(c, d, rtol=1e-2, atol=0)
 
 
 def test_atrous_schedule():

@@ -51,8 +51,9 @@ so Caffe weights do not carry over as they are:
     last two blocks by 2 and 4, but the sampling grids differ;
   * BatchNorm: Caffe's BatchNorm + Scale layers run with frozen statistics
     and frozen scale / offset; here that is training with
-    ``fine_tune_batch_norm=False`` (BatchNorm in inference mode, gamma and
-    beta not trained);
+    ``fine_tune_batch_norm=False`` and ``trainable_scopes`` excluding every
+    BatchNorm (inference mode, gamma and beta not trained:
+    ``experiments/deeplab_v2_resnet101_aspp_l_msc_voc.flags``);
   * input: Caffe subtracts the BGR mean (104.008, 116.669, 122.675); slim's
     ``resnet_v1_101`` subtracts the RGB mean (123.15, 115.90, 103.06);
   * root: Caffe pads the max pool in ceil mode, slim uses SAME padding;
