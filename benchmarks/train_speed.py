@@ -104,7 +104,7 @@ def train_function(trainer, xla=None):
     replica_step = tf.function(replica_step, jit_compile=True)
 
   def step(iterator):
-    per_replica = strategy.run(replica_step, args=(next(iterator),))
+    per_replica, _ = strategy.run(replica_step, args=(next(iterator),))
     return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
             for k, v in per_replica.items()}
 

@@ -5,7 +5,8 @@ trains as a job that is stopped and resumed: phase 1 stops on the chief's
 request after the first step (``stop_after_seconds=0`` on the chief only: the
 workers must agree to stop, or the other one would hang in the next step's
 all-reduce), then both resume from the chief's checkpoint and train to
-STEPS. ``single``: the default strategy, one step on the same global batch.
+STEPS. ``single``: the default strategy, one step on worker 0's half of the
+global batch (whose statistics the workers' moving averages must follow).
 Each writes its weights (``<out>/<name>_step<N>.npz``) and one ``FACTS`` line.
 """
 import json
@@ -57,6 +58,14 @@ def dataset_fn(ctx):
                            drop_remainder=True)
 
 
+def first_worker_dataset_fn(ctx):
+  """Worker 0's half of every global batch (images 0 and 2), on one device."""
+  ds = tf.data.Dataset.from_tensor_slices(well_conditioned_batch())
+  ds = ds.shard(2, 0)
+  return ds.repeat().batch(ctx.get_per_replica_batch_size(GLOBAL_BATCH // 2),
+                           drop_remainder=True)
+
+
 def main(role, logdir, init_ckpt, out):
   if role == 'worker':
     strategy = tf.distribute.MultiWorkerMirroredStrategy(
@@ -67,12 +76,17 @@ def main(role, logdir, init_ckpt, out):
   from deeplab_tf.training.schedules import LearningRateSettings  # pylint: disable=g-import-not-at-top
   from deeplab_tf.training.trainer import Trainer, TrainSettings  # pylint: disable=g-import-not-at-top
   from test_trainer import OPTIONS  # pylint: disable=g-import-not-at-top
+  from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
+  single = role == 'single'
   settings = TrainSettings(
-      train_logdir=logdir, train_batch_size=GLOBAL_BATCH, log_steps=1,
+      train_logdir=logdir,
+      train_batch_size=GLOBAL_BATCH // 2 if single else GLOBAL_BATCH,
+      log_steps=1,
       tf_initial_checkpoint=init_ckpt,
       learning_rate=LearningRateSettings(base_learning_rate=0.01,
                                          training_number_of_steps=STEPS))
-  trainer = Trainer(OPTIONS, settings, dataset_fn, strategy)
+  trainer = Trainer(OPTIONS, settings,
+                    first_worker_dataset_fn if single else dataset_fn, strategy)
   name = ('single' if role == 'single' else
           'worker%d' % strategy.cluster_resolver.task_id)
   facts = {'pid': os.getpid(), 'replicas': strategy.num_replicas_in_sync,
@@ -80,7 +94,8 @@ def main(role, logdir, init_ckpt, out):
 
   def save_weights():
     np.savez(os.path.join(out, '%s_step%d.npz' % (name, trainer.step)),
-             *[v.numpy() for v in trainer.model.weights])
+             **{n: v.numpy() for n, v in
+                checkpoints.model_variables(trainer.model).items()})
 
   if role == 'single':
     facts['init'] = trainer.initialize()

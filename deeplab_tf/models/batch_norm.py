@@ -20,6 +20,9 @@ backbones' arg scopes). What that means, measured on the original graph in
   statistics are created with ``ONLY_FIRST_REPLICA`` aggregation for that.
   ``sync=True`` (``--sync_batch_norm``, not in the original) normalises with
   the statistics of the global batch instead, for small per-replica batches.
+  ``ONLY_FIRST_REPLICA`` picks each worker's first local replica, so with
+  several workers the first replica's statistics are broadcast to all
+  replicas first (one all-reduce), and every worker keeps the same averages.
 
 ``trainable=False`` (set by ``--trainable_scopes`` on layers outside the
 scopes) still freezes the whole layer, as in Keras.
@@ -110,6 +113,9 @@ class BatchNorm(keras.layers.BatchNormalization):
           x=x, scale=self.gamma, offset=self.beta, mean=empty, variance=empty,
           epsilon=self.epsilon, exponential_avg_factor=1.0,
           data_format='NHWC', is_training=True)[:3]
+    if ctx is not None and not self.sync:
+      mean = _from_first_replica(mean, ctx)
+      variance = _from_first_replica(variance, ctx)
     self._update_moving(self.moving_mean, mean)
     self._update_moving(self.moving_variance, variance)
     return y
@@ -142,3 +148,18 @@ class BatchNorm(keras.layers.BatchNormalization):
   def get_config(self):
     return dict(super().get_config(), train_statistics=self.train_statistics,
                 sync=self.sync)
+
+
+def _from_first_replica(value, ctx):
+  """``value`` of global replica 0 on every replica, when there are several workers.
+
+  Within one worker the variables' ONLY_FIRST_REPLICA aggregation already
+  takes local replica 0 (global replica 0), with no communication.
+  """
+  if ctx.num_replicas_in_sync == 1:
+    return value
+  local = len(getattr(ctx.strategy.extended, 'worker_devices', ()) or ()) or 1
+  if ctx.num_replicas_in_sync <= local:
+    return value
+  first = tf.cast(tf.equal(ctx.replica_id_in_sync_group, 0), value.dtype)
+  return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value * first)
