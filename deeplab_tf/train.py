@@ -22,7 +22,7 @@ Flag names and defaults are the original train.py's (and common.py's model
 flags); ``--flagfile`` works. Additions: --strategy (default, mirrored,
 multi_worker_mirrored, tpu), --tpu, --mixed_precision, --save_interval_steps,
 --hard_classes / --hard_class_repeat, --max_to_keep, --jit_compile,
---sync_batch_norm, --all_batch_norm_decay,
+--sync_batch_norm, --kernel_initializer, --all_batch_norm_decay,
 --trainable_scopes, --meta_architecture (v1/v2 heads, deeperlab) and the
 DeeperLab flags.
 An existing checkpoint in --train_logdir wins over --tf_initial_checkpoint:
@@ -117,6 +117,14 @@ flags.DEFINE_boolean('fine_tune_batch_norm', True,
                      'averages. False (phase 2): BatchNorm uses its moving '
                      'statistics and keeps them; gamma and beta still train, '
                      'as in the original.')
+flags.DEFINE_string('kernel_initializer', None,
+                    'Not in the original: a Keras initializer name (e.g. '
+                    'glorot_uniform) for every conv kernel a checkpoint does '
+                    'not restore. Unset: the original\'s per-layer '
+                    'initialisers (truncated normal 0.09 in Xception / '
+                    'MobileNet, variance scaling in ResNet, xavier heads, '
+                    '0.01 logits). Training from scratch (the CamVid recipe) '
+                    'does better with glorot_uniform.')
 flags.DEFINE_boolean('sync_batch_norm', False,
                      'Not in the original: with several replicas, BatchNorm '
                      'normalises with the statistics of the global batch '
@@ -263,6 +271,7 @@ def settings_from_flags():
       momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
       fine_tune_batch_norm=FLAGS.fine_tune_batch_norm,
       sync_batch_norm=FLAGS.sync_batch_norm,
+      kernel_initializer=FLAGS.kernel_initializer,
       tf_initial_checkpoint=FLAGS.tf_initial_checkpoint,
       initialize_last_layer=FLAGS.initialize_last_layer,
       log_steps=FLAGS.log_steps, save_interval_secs=FLAGS.save_interval_secs,

@@ -207,3 +207,22 @@ def test_xla_train_step(tmp_path):
                     synthetic_dataset_fn(4))
   metrics = trainer.train()
   assert trainer.step == 1 and np.isfinite(metrics['total_loss'])
+
+
+def test_kernel_initializer_replaces_the_original_initialisers(tmp_path):
+  from deeplab_tf.models import initializers  # pylint: disable=g-import-not-at-top
+  original = Trainer(OPTIONS, _settings(tmp_path / 'a', 1),
+                     synthetic_dataset_fn(4))
+  described = initializers.describe(initializers.variable_initializers(
+      original.model)['MobilenetV2/Conv/weights'])
+  assert described == ('truncated_normal', {'mean': 0.0, 'stddev': 0.09})
+  glorot = Trainer(OPTIONS, _settings(tmp_path / 'b', 1,
+                                      kernel_initializer='glorot_uniform'),
+                   synthetic_dataset_fn(4))
+  kernel = glorot.model.get_layer('MobilenetV2.Conv').kernel.numpy()
+  kh, kw, cin, cout = kernel.shape
+  limit = np.sqrt(6.0 / (kh * kw * (cin + cout)))   # glorot uniform
+  assert np.abs(kernel).max() <= limit
+  assert np.abs(kernel).max() > 0.9 * limit   # not the 0.09-truncated normal
+  with pytest.raises(ValueError, match='not a Keras initializer'):
+    _settings(tmp_path / 'c', 1, kernel_initializer='no_such_init')

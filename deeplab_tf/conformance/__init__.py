@@ -1,9 +1,11 @@
 """Conformance against fixtures produced by the ORIGINAL DeepLab graph.
 
 A case is a JSON file (plus its npz) as in ``../shared/reference``: either a
-model case (``model_options`` + ``cmdline`` + a variable manifest) or an
-op-level fixture naming its ``fixture`` kind (``resize_to_range``,
-``softmax_loss``, ...). ``check_case(path)`` runs our code on the case's input
+model case (``model_options`` + ``cmdline`` + a variable manifest) or a
+fixture naming its ``fixture`` kind: op level (``resize_to_range``,
+``softmax_loss``, ...) or training as a whole (``train_trajectory``: our
+Trainer on the original's batches from its checkpoint; ``init``: the
+original's initialisers; ``trajectory.py``). ``check_case(path)`` runs our code on the case's input
 and compares every array the fixture pins; ``python -m deeplab_tf.conformance
 CASE_JSON`` is the command-line form and exits non-zero outside tolerance.
 

@@ -76,6 +76,12 @@ class TrainSettings:
   momentum: float = 0.9
   weight_decay: float = 0.00004
   fine_tune_batch_norm: bool = True
+  # Not in the original: a Keras initializer name (e.g. 'glorot_uniform')
+  # that replaces the original's per-layer initialisers of every conv and
+  # depthwise kernel before any checkpoint is restored. None: the original's
+  # (models/initializers.py), meant for fresh heads on a pretrained backbone;
+  # the CamVid from-scratch recipe trains better with glorot_uniform.
+  kernel_initializer: Optional[str] = None
   # Not in the original: BatchNorm statistics of the global batch across
   # replicas. The original normalises each replica (clone) with its own
   # sub-batch; synchronising helps when per-replica batches are small.
@@ -110,6 +116,13 @@ class TrainSettings:
                        'the single string %r (write (%r,)).'
                        % (self.trainable_scopes, self.trainable_scopes))
     self.trainable_scopes = tuple(self.trainable_scopes or ())
+    if self.kernel_initializer:
+      try:
+        keras.initializers.get(self.kernel_initializer)
+      except ValueError as e:
+        raise ValueError('kernel_initializer %r is not a Keras initializer '
+                         'name (e.g. glorot_uniform, he_normal).'
+                         % (self.kernel_initializer,)) from e
     for pattern in self.trainable_scopes:
       try:
         re.compile(pattern)
@@ -156,6 +169,27 @@ def freeze_unselected_layers(model, selected):
       layer.trainable = False
       frozen.append(layer.name)
   return frozen
+
+
+def reinitialize_kernels(model, initializer):
+  """Draws every conv / depthwise kernel anew from Keras ``initializer`` (a name).
+
+  Returns the number of kernels drawn. Biases and BatchNorm keep their
+  (zero / one) starts.
+  """
+  count = 0
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+      attribute = 'depthwise_initializer'
+    elif isinstance(layer, keras.layers.Conv2D):
+      attribute = 'kernel_initializer'
+    else:
+      continue
+    init = keras.initializers.get(initializer)
+    setattr(layer, attribute, init)
+    layer.kernel.assign(init(tuple(layer.kernel.shape), layer.kernel.dtype))
+    count += 1
+  return count
 
 
 def is_chief(strategy):
@@ -212,6 +246,8 @@ class Trainer:
       self.model = task.build_model(
           fine_tune_batch_norm=settings.fine_tune_batch_norm,
           sync_batch_norm=settings.sync_batch_norm)
+      if settings.kernel_initializer:
+        reinitialize_kernels(self.model, settings.kernel_initializer)
       if settings.batch_norm_decay is not None:
         for layer in self.model.layers:
           if isinstance(layer, keras.layers.BatchNormalization):
