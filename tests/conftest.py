@@ -16,3 +16,15 @@ def reference_dir():
     pytest.fail('../shared/reference not found beside the repository: the '
                 'conformance fixtures are required for these tests.')
   return REFERENCE_DIR
+
+
+@pytest.fixture(autouse=True)
+def _fresh_global_seed():
+  """Every test starts with TensorFlow's global seed unset, whatever ran
+  before: stateful random ops combine it with their op seed, so a test that
+  sets it (Keras' set_random_seed, tf.random.set_seed) would otherwise change
+  the draws of the tests after it."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.random.set_seed(None)
+  yield
+  tf.random.set_seed(None)

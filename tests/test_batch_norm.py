@@ -89,9 +89,12 @@ def test_non_4d_inputs_and_serialisation():
 def test_replicas_use_their_own_statistics_and_the_first_updates():
   """2 logical CPUs: per-replica statistics, first-replica moving averages; sync."""
   here = os.path.dirname(os.path.abspath(__file__))
+  root = os.path.dirname(here)
   proc = subprocess.run([sys.executable,
                          os.path.join(here, '_bn_replicas_worker.py')],
-                        capture_output=True, text=True, timeout=600)
+                        capture_output=True, text=True, timeout=600,
+                        env=dict(os.environ, PYTHONPATH=root + os.pathsep +
+                                 os.environ.get('PYTHONPATH', '')))
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads(proc.stdout.split('RESULT ')[1])
   assert result['replicas'] == 2

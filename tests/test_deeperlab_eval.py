@@ -124,6 +124,7 @@ def _run_eval_script(*args):
                         timeout=300)
 
 
+@pytest.mark.slow
 def test_eval_script_on_a_checkpoint_and_records(tmp_path):
   import json  # pylint: disable=g-import-not-at-top
   import cv2  # pylint: disable=g-import-not-at-top

@@ -353,6 +353,7 @@ def _descriptor_file(path, count=3):
   return str(path)
 
 
+@pytest.mark.slow
 def test_eval_script_end_to_end(tmp_path, tiny):
   dataset = _descriptor_file(tmp_path / 'tiny.json')
   model_args = ['--model_variant=mobilenet_v2', '--depth_multiplier=0.25']

@@ -217,6 +217,7 @@ def _run(*args):
       timeout=120)
 
 
+@pytest.mark.slow
 def test_cityscapes_panoptic_script(tmp_path):
   root = tmp_path / 'cityscapes'
   rng = np.random.default_rng(0)

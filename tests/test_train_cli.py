@@ -72,6 +72,7 @@ def test_kill_and_resume(records, tmp_path):
   assert tf.train.latest_checkpoint(logdir).endswith('ckpt-%d' % (killed_at + 2))
 
 
+@pytest.mark.slow
 def test_bad_flag_combinations_fail_before_compute(records, tmp_path):
   cmd = _command(records, str(tmp_path / 'a'), 5)
   # One image per replica with BatchNorm trained: the original trains on, and

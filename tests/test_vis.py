@@ -448,6 +448,7 @@ def test_check_inputs_errors(tiny, tmp_path):
                          tiny['train_dir'])
 
 
+@pytest.mark.slow
 def test_script_errors_and_help(tiny, tmp_path):
   common = ['--dataset', tiny['json'], '--dataset_dir', tiny['records'],
             '--vis_logdir', str(tmp_path / 'vis')] + MODEL_FLAGS
@@ -481,6 +482,7 @@ def test_script_errors_and_help(tiny, tmp_path):
   assert "default: '513,513'" in text and "default: 'pascal'" in text
 
 
+@pytest.mark.slow
 def test_script_auto_crop_takes_images_a_small_crop_refuses(tiny, tmp_path):
   """--vis_crop_size=auto: whole images padded to k * 16 + 1, any size."""
   out = str(tmp_path / 'vis_auto')

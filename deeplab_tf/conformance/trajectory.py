@@ -495,13 +495,21 @@ def _init_flags(case):
 
 def build_initial_model(case, seed=0):
   """Our model from scratch, as train.py builds it for the case's flags."""
-  import keras  # pylint: disable=g-import-not-at-top
+  import random  # pylint: disable=g-import-not-at-top
   from deeplab_tf.models import build_model  # pylint: disable=g-import-not-at-top
   flag_values, crop = _init_flags(case)
   options = model_options_from_flags(flag_values, case['num_classes'], crop)
-  keras.utils.set_random_seed(seed)
-  return build_model(options, fine_tune_batch_norm=bool(
-      flag_values.get('fine_tune_batch_norm', True)))
+  # Unseeded Keras initialisers take their seeds from Python's random: one
+  # fixed draw makes the statistics check repeatable. The global state is
+  # put back (keras.utils.set_random_seed would also fix TensorFlow's and
+  # NumPy's seeds for the rest of the process).
+  state = random.getstate()
+  random.seed(seed)
+  try:
+    return build_model(options, fine_tune_batch_norm=bool(
+        flag_values.get('fine_tune_batch_norm', True)))
+  finally:
+    random.setstate(state)
 
 
 def _stats_ok(row, values):

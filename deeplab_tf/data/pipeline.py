@@ -27,9 +27,11 @@ string [B], and at eval with ``keep_original_image`` ``original_image``
 
 Evaluation reads in a fixed order (records interleaved round-robin over the
 shards), so batches and results repeat run to run.
-``deterministic=True`` (tests) makes the output a pure function of the seed:
-ordered interleave and maps, fixed seeds, preprocessing run sequentially (its
-random ops are stateful, so parallel calls would draw in a racy order).
+``deterministic=True`` (tests) makes the output a pure function of the seed
+and of TensorFlow's global seed (``tf.random.set_seed``; stateful random ops
+combine the two): ordered interleave and maps, fixed seeds, preprocessing run
+sequentially (its random ops are stateful, so parallel calls would draw in a
+racy order).
 """
 import dataclasses
 from typing import Optional, Tuple
