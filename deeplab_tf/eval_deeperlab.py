@@ -169,7 +169,7 @@ def evaluate_from_flags():
           peak_threshold=FLAGS.peak_threshold, nms_radius=FLAGS.nms_radius))
   evaluator = deeperlab_eval.DeeperLabEvaluator(model, settings)
   on_image = (_vis_writer(FLAGS.vis_dir, FLAGS.max_vis_images,
-                          descriptor.colormap or 'pascal')
+                          descriptor.label_colours)
               if FLAGS.vis_dir else None)
   total = descriptor.splits_to_sizes.get(FLAGS.eval_split)
   result = evaluator.evaluate(

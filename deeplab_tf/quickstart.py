@@ -77,7 +77,7 @@ def main(argv):
           base_learning_rate=FLAGS.base_learning_rate,
           training_number_of_steps=FLAGS.steps),
       log_steps=20, save_interval_secs=60, save_summaries_secs=30,
-      save_summaries_images=True, colormap=descriptor.colormap or 'pascal',
+      save_summaries_images=True, colormap=descriptor.label_colours,
       batch_norm_decay=FLAGS.batch_norm_decay,
       kernel_initializer=FLAGS.kernel_initializer or None)
   inputs = pipeline.InputSettings(crop_size=CROP,

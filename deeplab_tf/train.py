@@ -280,7 +280,7 @@ def settings_from_flags():
       save_summaries_images=FLAGS.save_summaries_images,
       max_to_keep=FLAGS.max_to_keep, mixed_precision=FLAGS.mixed_precision,
       jit_compile=FLAGS.jit_compile,
-      colormap=descriptor.colormap or 'pascal',
+      colormap=descriptor.label_colours,
       deeperlab_loss=deeperlab_loss_settings_from_flags(descriptor),
       trainable_scopes=tuple(FLAGS.trainable_scopes or ()),
       batch_norm_decay=FLAGS.all_batch_norm_decay)

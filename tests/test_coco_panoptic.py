@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from deeplab_tf.data import coco_panoptic as cp
+from deeplab_tf.data import colormaps
 from deeplab_tf.data import convert
 from deeplab_tf.data import datasets_info
 from deeplab_tf.data import panoptic_convert
@@ -405,7 +406,7 @@ def _camvid_as_coco_panoptic(list_name, count, image_dir, png_dir, json_path):
   os.makedirs(png_dir, exist_ok=True)
   categories = [{'id': c + 1, 'name': datasets_info.CAMVID_CLASSES[c],
                  'isthing': int(c in CAMVID_THINGS),
-                 'color': list(datasets_info.CAMVID_COLORMAP[c])}
+                 'color': list(colormaps.CAMVID_COLORMAP[c])}
                 for c in range(11)]
   data = {'images': [], 'annotations': [], 'categories': categories}
   with open(os.path.join(CAMVID, list_name)) as f:

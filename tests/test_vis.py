@@ -87,7 +87,17 @@ def test_colorize_names_and_rgb_lists():
 
 def test_colormap_for_a_dataset():
   assert vis_lib.colormap_for('ade20k', 'pascal_voc_seg') == 'ade20k'
-  assert vis_lib.colormap_for('dataset', 'ade20k') == 'ade20k'
+  # One rule: a dataset's pictures use its descriptor's colours everywhere.
+  assert vis_lib.colormap_for('dataset', 'ade20k') == V.ADE20K_COLORMAP
+  np.testing.assert_array_equal(V.get_colormap('ade20k'),
+                                V.resolve_colormap(vis_lib.colormap_for(
+                                    'dataset', 'ade20k')))
+  np.testing.assert_array_equal(V.get_colormap('quickstart')[:6],
+                                datasets_info.QUICKSTART_COLORMAP)
+  np.testing.assert_array_equal(V.get_colormap('pascal_voc_seg'),
+                                V.get_colormap('pascal'))
+  assert datasets_info.get_descriptor(
+      'mapillary_vistas').label_colours == V.MAPILLARY_VISTAS_COLORMAP
   assert vis_lib.colormap_for('dataset', 'camvid')[0] == (128, 128, 128)
   custom = {'name': 'leaves', 'num_classes': 2, 'ignore_label': 255,
             'splits_to_sizes': {'val': 1}, 'colormap': [[0, 0, 0], [0, 200, 0]]}

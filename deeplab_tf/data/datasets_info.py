@@ -38,10 +38,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from deeplab_tf import visualization
-# Colour tables live with the other colormaps.
-from deeplab_tf.visualization import CAMVID_COLORMAP
-from deeplab_tf.visualization import CITYSCAPES_COLORMAP
+from deeplab_tf.data import colormaps
 
 # Splits the original data_generator reads without a label (common.TEST_SET).
 DEFAULT_UNLABELED_SPLITS = ('test',)
@@ -65,7 +62,8 @@ class DatasetDescriptor:
     num_classes: number of classes including background (VOC: 21).
     ignore_label: the label value excluded from loss and metrics.
     class_names: optional names, one per class id.
-    colormap: optional RGB colours, one per class id (visualisation).
+    colormap: optional RGB colours, one per class id (visualisation);
+      ``label_colours`` is what every picture of this dataset uses.
     unlabeled_splits: splits whose records are read without a label (the
       original skips the label of the ``test`` split).
     thing_classes: panoptic datasets: the class ids with instances.
@@ -134,6 +132,14 @@ class DatasetDescriptor:
                             % (where, self.unlabeled_splits))
     object.__setattr__(self, 'unlabeled_splits', unlabeled)
     self._check_panoptic(where)
+
+  @property
+  def label_colours(self):
+    """The colours this dataset's labels are drawn in everywhere (training
+    summaries, vis ``--colormap_type=dataset``, demo, panoptic pictures): its
+    own colormap, else PASCAL's, as the original draws a dataset it has no
+    table for."""
+    return self.colormap if self.colormap is not None else 'pascal'
 
   def _check_panoptic(self, where):
     if self.thing_classes is not None:
@@ -213,11 +219,6 @@ QUICKSTART_COLORMAP = (
     (240, 210, 40), (150, 50, 190))
 
 
-def pascal_colormap(num_colors=256):
-  """The PASCAL VOC colour map as a tuple of RGB tuples."""
-  return tuple(tuple(c) for c in visualization.pascal_colormap(num_colors).tolist())
-
-
 # ---------------------------------------------------------------------------
 # The descriptors.
 # ---------------------------------------------------------------------------
@@ -229,7 +230,8 @@ PASCAL_VOC_SEG = DatasetDescriptor(
     num_classes=21,
     ignore_label=255,
     class_names=PASCAL_VOC_CLASSES,
-    colormap=pascal_colormap(21))
+    # All 256 devkit colours, so the ignore value 255 is drawn cream as in VOC.
+    colormap=colormaps.pascal_colours())
 
 CITYSCAPES = DatasetDescriptor(
     name='cityscapes',
@@ -239,7 +241,7 @@ CITYSCAPES = DatasetDescriptor(
     num_classes=19,
     ignore_label=255,
     class_names=CITYSCAPES_CLASSES,
-    colormap=CITYSCAPES_COLORMAP,
+    colormap=colormaps.CITYSCAPES_COLORMAP,
     # Panoptic records (build_cityscapes_panoptic_data.py): things are
     # person .. bicycle, the trainIds with instance annotations in gtFine
     # (cityscapesScripts labels.py, hasInstances); divisor 1000 as deeplab2.
@@ -252,7 +254,8 @@ ADE20K = DatasetDescriptor(
     name='ade20k',
     splits_to_sizes={'train': 20210, 'val': 2000},
     num_classes=151,
-    ignore_label=0)
+    ignore_label=0,
+    colormap=colormaps.ADE20K_COLORMAP)
 
 CAMVID = DatasetDescriptor(
     name='camvid',
@@ -260,7 +263,7 @@ CAMVID = DatasetDescriptor(
     num_classes=11,
     ignore_label=255,
     class_names=CAMVID_CLASSES,
-    colormap=CAMVID_COLORMAP,
+    colormap=colormaps.CAMVID_COLORMAP,
     unlabeled_splits=())   # the CamVid test split has labels
 
 # The embedded dataset of deeplab_tf.data.quickstart (generated, not downloaded).
@@ -300,6 +303,9 @@ MAPILLARY_VISTAS = DatasetDescriptor(
     splits_to_sizes={'train': 18000, 'val': 2000},
     num_classes=65,
     ignore_label=255,
+    # The original's 66-entry table (Vistas' semantic labels end with
+    # "unlabeled", 65, which the panoptic categories leave out).
+    colormap=colormaps.MAPILLARY_VISTAS_COLORMAP,
     unlabeled_splits=(),
     panoptic_label_divisor=1000)
 

@@ -42,6 +42,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import tensorflow as tf
 
+from deeplab_tf.data import colormaps
 from deeplab_tf.data import datasets_info
 from deeplab_tf.data import pipeline
 
@@ -181,7 +182,7 @@ SOURCES: Dict[str, TfdsSource] = {s.name: s for s in (
                                     'test': 1525},
                    num_classes=19, ignore_label=IGNORE_LABEL,
                    class_names=datasets_info.CITYSCAPES_CLASSES,
-                   colormap=datasets_info.CITYSCAPES_COLORMAP,
+                   colormap=colormaps.CITYSCAPES_COLORMAP,
                    unlabeled_splits=('test',)),
                cityscapes_to_sample, ('image_left', 'segmentation_label')),
     TfdsSource('coco/2017_panoptic', datasets_info.DatasetDescriptor(

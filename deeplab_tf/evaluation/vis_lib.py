@@ -62,20 +62,12 @@ def raw_id_table_for(dataset_name):
 
 
 def colormap_for(colormap_type, descriptor):
-  """The colours for a ``--colormap_type``: a palette name, or ``dataset``.
-
-  ``dataset`` takes the description's own ``colormap`` (custom JSON
-  datasets), else the palette named like the dataset, else pascal.
-  """
+  """The colours for a ``--colormap_type``: a palette name, or ``dataset``
+  (the description's ``label_colours``, the one rule every picture uses)."""
   if colormap_type != visualization.DATASET_COLORMAP:
     visualization.get_colormap(colormap_type)   # fails on an unknown name
     return colormap_type
-  descriptor = datasets_info.get_descriptor(descriptor)
-  if descriptor.colormap:
-    return descriptor.colormap
-  if descriptor.name in visualization.COLORMAP_NAMES:
-    return descriptor.name
-  return 'pascal'
+  return datasets_info.get_descriptor(descriptor).label_colours
 
 
 @dataclasses.dataclass(frozen=True)

@@ -105,7 +105,7 @@ def get_encoder(model_variant):
 @dataclasses.dataclass
 class DeeperLabOptions:
   """Every DeeperLab model choice (paper values as defaults)."""
-  num_classes: int = 66   # Mapillary Vistas, the paper's dataset (Sec. 4).
+  num_classes: int = 65   # Mapillary Vistas, the paper's dataset (Sec. 4).
   model_variant: str = XCEPTION_71
   crop_size: Optional[Tuple[int, int]] = None
   # Sec. 3.1: output stride 16 with ASPP; DeepLabv3's rates at stride 16.
