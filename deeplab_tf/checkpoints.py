@@ -19,13 +19,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from deeplab_tf.core.errors import DeeplabError
 from deeplab_tf.models.builder import scope_of
 
 _LEAF = {'kernel': 'weights', 'depthwise_kernel': 'depthwise_weights',
          'bias': 'biases'}
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(DeeplabError, ValueError):
   """A checkpoint that does not fit the model (missing or mis-shaped variables)."""
 
 

@@ -31,6 +31,7 @@ from absl import flags
 from absl import logging
 
 from deeplab_tf import model_flags
+from deeplab_tf.core.errors import DeeplabError
 
 FLAGS = flags.FLAGS
 model_flags.define_model_flags(output_stride_default=16)
@@ -67,7 +68,7 @@ def main(argv):
     report = checkpoints.load_tf1_checkpoint(
         model, FLAGS.checkpoint, exclude_scopes=exclude, strict=True,
         ignore_missing=FLAGS.allow_missing)
-  except (checkpoints.CheckpointMismatchError, FileNotFoundError) as e:
+  except (DeeplabError, FileNotFoundError) as e:
     print('ERROR: %s' % e, file=sys.stderr)
     return 1
   print(report.summary())

@@ -29,6 +29,8 @@ import sys
 from absl import app
 from absl import flags
 
+from deeplab_tf.core.errors import DeeplabError
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string('image_dir', None, 'Folder of the images.')
@@ -57,7 +59,7 @@ flags.DEFINE_string('output_json', None, 'Also write every result here.')
 _IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 
 
-class SearchError(ValueError):
+class SearchError(DeeplabError, ValueError):
   """Missing or inconsistent inputs."""
 
 

@@ -38,6 +38,7 @@ from absl import app
 from absl import flags
 
 from deeplab_tf import model_flags
+from deeplab_tf.core.errors import DeeplabError
 
 FLAGS = flags.FLAGS
 
@@ -276,8 +277,7 @@ def main(argv):
     raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
   from deeplab_tf.data import datasets_info  # pylint: disable=g-import-not-at-top
   from deeplab_tf.evaluation import vis_lib  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.export import ExportError, ServingSettings  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.models import OptionsError  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.export import ServingSettings  # pylint: disable=g-import-not-at-top
   try:
     crop = model_flags.parse_crop_size(FLAGS.crop_size, 'crop_size')
     if crop is None:
@@ -305,8 +305,7 @@ def main(argv):
         settings=settings, eval_scales=tuple(FLAGS.inference_scales),
         add_flipped_images=FLAGS.add_flipped_images,
         overlay_alpha=FLAGS.overlay_alpha)
-  except (ExportError, OptionsError, datasets_info.DescriptorError,
-          FileNotFoundError, ValueError) as e:
+  except (DeeplabError, FileNotFoundError, ValueError) as e:
     print('ERROR: %s' % e, file=sys.stderr)
     return 1
   print(result.loaded)

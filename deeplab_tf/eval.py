@@ -38,6 +38,7 @@ from absl import flags
 from absl import logging
 
 from deeplab_tf import model_flags
+from deeplab_tf.core.errors import DeeplabError
 
 FLAGS = flags.FLAGS
 model_flags.define_model_flags(output_stride_default=16)
@@ -83,7 +84,7 @@ def eval_settings_from_flags():
 
 
 def _progress_logger(every):
-  from deeplab_tf.progress import format_duration  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.core.progress import format_duration  # pylint: disable=g-import-not-at-top
   state = {'next': every}
 
   def progress(done, total, seconds):
@@ -143,16 +144,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
   logging.set_verbosity(logging.INFO)
-  from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.data import datasets_info  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.evaluation import watch  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.models import OptionsError  # pylint: disable=g-import-not-at-top
   try:
     evaluate_from_flags()
-  except (watch.NoCheckpointError, pipeline.InputError,
-          datasets_info.DescriptorError, checkpoints.CheckpointMismatchError,
-          OptionsError, ValueError) as e:
+  except (DeeplabError, ValueError) as e:
     sys.stderr.write('ERROR: %s\n' % e)
     return 1
   return 0

@@ -28,6 +28,7 @@ from absl import flags
 from absl import logging
 
 from deeplab_tf import model_flags
+from deeplab_tf.core.errors import DeeplabError
 
 FLAGS = flags.FLAGS
 model_flags.define_dataset_flags()
@@ -202,13 +203,9 @@ def evaluate_from_flags():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('unexpected arguments: %s' % ' '.join(argv[1:]))
-  from deeplab_tf.data import datasets_info  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.evaluation import watch  # pylint: disable=g-import-not-at-top
   try:
     evaluate_from_flags()
-  except (watch.NoCheckpointError, pipeline.InputError,
-          datasets_info.DescriptorError, ValueError) as e:
+  except (DeeplabError, ValueError) as e:
     sys.stderr.write('ERROR: %s\n' % e)
     return 1
   return 0

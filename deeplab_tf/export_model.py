@@ -51,6 +51,7 @@ from absl import flags
 from absl import logging
 
 from deeplab_tf import model_flags
+from deeplab_tf.core.errors import DeeplabError
 
 FLAGS = flags.FLAGS
 
@@ -331,11 +332,9 @@ def main(argv):
   if FLAGS.tflite_num_calibration_images < 1:
     raise app.UsageError('--tflite_num_calibration_images must be >= 1; got '
                          '%d.' % FLAGS.tflite_num_calibration_images)
-  from deeplab_tf.export import ExportError  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.models import OptionsError  # pylint: disable=g-import-not-at-top
   try:
     export(formats, quantizations)
-  except (ExportError, OptionsError) as e:
+  except DeeplabError as e:
     print('ERROR: %s' % e, file=sys.stderr)
     return 1
   return 0

@@ -35,6 +35,7 @@ from absl import logging
 
 from deeplab_tf import model_flags
 from deeplab_tf import visualization
+from deeplab_tf.core.errors import DeeplabError
 
 FLAGS = flags.FLAGS
 model_flags.define_model_flags(output_stride_default=16)
@@ -163,17 +164,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.data import datasets_info  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.evaluation import vis_lib  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.models import OptionsError  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.INFO)
   try:
     visualize_from_flags()
-  except (FileNotFoundError, datasets_info.DescriptorError,
-          pipeline.InputError, vis_lib.VisError, OptionsError,
-          checkpoints.CheckpointMismatchError) as e:
+  except (DeeplabError, FileNotFoundError) as e:
     print('ERROR: %s' % e, file=sys.stderr)
     return 1
   except tf.errors.InvalidArgumentError as e:

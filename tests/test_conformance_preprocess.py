@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from deeplab_tf import conformance
 from deeplab_tf.conformance import preprocess_cases
+from deeplab_tf.core import geometry
 from deeplab_tf.data import preprocess
 
 KINDS = ('resize_to_range', 'eval_preprocess', 'random_scale', 'pad_crop')
@@ -95,23 +96,23 @@ def test_regenerated_inputs_pass_and_wrong_fingerprint_fails(tmp_path):
   assert any('input' in name for name in _failed(bad))
 
 
-def _half_pixel_bilinear(image, size, align_corners=True):
-  del align_corners
+def _half_pixel_bilinear(image, size, align_corners=True, **unused):
+  del align_corners, unused
   return tf.raw_ops.ResizeBilinear(images=image[tf.newaxis], size=size,
                                    align_corners=False,
                                    half_pixel_centers=True)[0]
 
 
-def _half_pixel_nearest(image, size, align_corners=True):
-  del align_corners
+def _half_pixel_nearest(image, size, align_corners=True, **unused):
+  del align_corners, unused
   return tf.raw_ops.ResizeNearestNeighbor(images=image[tf.newaxis], size=size,
                                           align_corners=False,
                                           half_pixel_centers=True)[0]
 
 
-def _floor_nearest(image, size, align_corners=True):
+def _floor_nearest(image, size, align_corners=True, **unused):
   """Nearest with align_corners but floor instead of roundf."""
-  del align_corners
+  del align_corners, unused
   shape = tf.shape(image)
   def index(n_in, n_out):
     scale = tf.cast(n_in - 1, tf.float32) / tf.cast(tf.maximum(n_out - 1, 1),
@@ -125,8 +126,8 @@ def _floor_nearest(image, size, align_corners=True):
 def test_half_pixel_resize_fails(tmp_path, monkeypatch):
   path = _write_variant(tmp_path, 'resize_to_range', _small_resize_case)
   assert conformance.check_case(path).passed
-  monkeypatch.setattr(preprocess, '_resize_bilinear', _half_pixel_bilinear)
-  monkeypatch.setattr(preprocess, '_resize_nearest', _half_pixel_nearest)
+  monkeypatch.setattr(geometry, 'resize_bilinear', _half_pixel_bilinear)
+  monkeypatch.setattr(geometry, 'resize_nearest', _half_pixel_nearest)
   result = conformance.check_case(path)
   assert not result.passed
   failed = _failed(result)
@@ -135,7 +136,7 @@ def test_half_pixel_resize_fails(tmp_path, monkeypatch):
 
 
 def test_floor_label_resize_fails(tmp_path, monkeypatch):
-  monkeypatch.setattr(preprocess, '_resize_nearest', _floor_nearest)
+  monkeypatch.setattr(geometry, 'resize_nearest', _floor_nearest)
   result = conformance.check_case(
       _write_variant(tmp_path, 'resize_to_range', _small_resize_case))
   failed = _failed(result)

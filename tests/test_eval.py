@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from deeplab_tf import checkpoints
+from deeplab_tf.core import geometry
 from deeplab_tf.data import datasets_info
 from deeplab_tf.data import pipeline
 from deeplab_tf.data import preprocess
@@ -86,7 +87,7 @@ def _numpy_confusion(labels, predictions, num_classes, ignore=255):
     (1, 16, 1), (17, 16, 17), (18, 16, 33), (360, 16, 369), (480, 8, 481),
     (513, 16, 513), (514, 16, 529), (37, 1, 37)])
 def test_padded_size(size, multiple, expected):
-  assert int(pipeline.padded_size(tf.constant(size), multiple)) == expected
+  assert int(geometry.next_aligned_size(tf.constant(size), multiple)) == expected
   assert (expected - 1) % multiple == 0 and expected >= size
 
 

@@ -21,12 +21,12 @@ import pytest
 import tensorflow as tf
 
 from deeplab_tf import checkpoints
+from deeplab_tf.core import geometry
 from deeplab_tf.data import preprocess
 from deeplab_tf.export import PredictorSpec
 from deeplab_tf.export import ServingModule
 from deeplab_tf.export import ServingSettings
 from deeplab_tf.export import build_and_restore
-from deeplab_tf.export import serving
 from deeplab_tf.export import serving_model_options
 from deeplab_tf.export import tflite as tflite_lib
 from deeplab_tf.models import ModelOptions
@@ -371,10 +371,10 @@ def test_multi_scale_flip_decoder_folded_serving(workdir):
 
 
 def test_padded_size():
-  size = serving.padded_size([37, 70], (65, 65), 16).numpy()
+  size = geometry.padded_size([37, 70], (65, 65), 16).numpy()
   assert list(size) == [65, 81]
-  assert list(serving.padded_size([65, 66], (65, 65), 8).numpy()) == [65, 73]
-  assert list(serving.padded_size([97, 98], (65, 65), 16).numpy()) == [97, 113]
+  assert list(geometry.padded_size([65, 66], (65, 65), 8).numpy()) == [65, 73]
+  assert list(geometry.padded_size([97, 98], (65, 65), 16).numpy()) == [97, 113]
 
 
 def test_keras_file_round_trip(export_dir, zoo_checkpoint):

@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from deeplab_tf import conformance
 from deeplab_tf.data import preprocess
-from deeplab_tf.models.backbones import mean_pixel
+from deeplab_tf.core.pixels import mean_pixel
 
 RULE_VERSION = 1
 IMAGE_TOL = 1e-3

@@ -46,14 +46,15 @@ import struct
 import sys
 import time
 import zlib
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from deeplab_tf.core.errors import DeeplabError
 from deeplab_tf.data import records
-from deeplab_tf.progress import format_duration
+from deeplab_tf.core.progress import format_duration
 
 _JPEG_MAGIC = b'\xff\xd8\xff'
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
@@ -62,7 +63,7 @@ _PNG_COLOUR_TYPES = {0: (1, 'grey'), 2: (3, 'RGB'), 3: (3, 'palette'),
                      4: (2, 'grey+alpha'), 6: (4, 'RGBA')}
 
 
-class ConversionError(Exception):
+class ConversionError(DeeplabError):
   """A bad input: ``path`` is the offending file (or list), ``reason`` says why."""
 
   def __init__(self, path, reason):

@@ -38,13 +38,14 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from deeplab_tf.core.errors import DeeplabError
 from deeplab_tf.data import colormaps
 
 # Splits the original data_generator reads without a label (common.TEST_SET).
 DEFAULT_UNLABELED_SPLITS = ('test',)
 
 
-class DescriptorError(ValueError):
+class DescriptorError(DeeplabError, ValueError):
   """A dataset description (name, JSON file or field) is not valid."""
 
 

@@ -24,7 +24,7 @@ import tensorflow as tf
 from deeplab_tf.data import convert
 from deeplab_tf.data import panoptic_records
 from deeplab_tf.data import records
-from deeplab_tf.progress import format_duration
+from deeplab_tf.core.progress import format_duration
 
 
 @dataclasses.dataclass(frozen=True)

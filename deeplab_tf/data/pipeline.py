@@ -38,6 +38,9 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
+from deeplab_tf.core import geometry
+from deeplab_tf.core import pixels
+from deeplab_tf.core.errors import DeeplabError
 from deeplab_tf.data import datasets_info
 from deeplab_tf.data import hard_classes as hard_classes_lib
 from deeplab_tf.data import preprocess
@@ -46,7 +49,7 @@ from deeplab_tf.data import records
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-class InputError(ValueError):
+class InputError(DeeplabError, ValueError):
   """The pipeline cannot be built from these shards / split / settings."""
 
 
@@ -182,11 +185,6 @@ def _check_label_values(label, filename, num_classes, ignore_label):
   return tf.cond(tf.reduce_all(valid), lambda: label, fail)
 
 
-def padded_size(size, multiple):
-  """Smallest k * multiple + 1 >= size (k >= 0): a size every stride divides evenly."""
-  return (size - 1 + multiple - 1) // multiple * multiple + 1
-
-
 def _whole_image_sample(image, label, settings, ignore_label):
   """Eval without a crop: resize (if asked), pad to k * pad_multiple + 1.
 
@@ -204,9 +202,9 @@ def _whole_image_sample(image, label, settings, ignore_label):
         align_corners=True)
   original = image
   shape = tf.shape(image)
-  target_h = padded_size(shape[0], settings.pad_multiple)
-  target_w = padded_size(shape[1], settings.pad_multiple)
-  mean = tf.reshape(tf.constant(preprocess.mean_pixel(settings.model_variant),
+  target_h = geometry.next_aligned_size(shape[0], settings.pad_multiple)
+  target_w = geometry.next_aligned_size(shape[1], settings.pad_multiple)
+  mean = tf.reshape(tf.constant(pixels.mean_pixel(settings.model_variant),
                                 tf.float32), [1, 1, 3])
   image = preprocess.pad_to_bounding_box(image, 0, 0, target_h, target_w, mean)
   valid = tf.pad(tf.ones(shape[:2], tf.bool),
@@ -222,7 +220,7 @@ def _fill_batch_padding(batch, model_variant):
   if 'valid' not in batch:
     return batch
   batch = dict(batch)
-  mean = tf.constant(preprocess.mean_pixel(model_variant), tf.float32)
+  mean = tf.constant(pixels.mean_pixel(model_variant), tf.float32)
   valid = batch.pop('valid')[..., tf.newaxis]
   batch['image'] = tf.where(valid, batch['image'], mean)
   return batch

@@ -26,7 +26,8 @@ from typing import Optional
 from absl import logging
 import tensorflow as tf
 
-from deeplab_tf.models.backbones import mean_pixel
+from deeplab_tf.core import geometry
+from deeplab_tf.core.pixels import mean_pixel
 
 # The original input_preprocess flips left-right with this probability.
 PROB_OF_FLIP = 0.5
@@ -101,39 +102,15 @@ def _set_shape_if_compatible(tensor, shape):
 # Resizes with the original's kernels.
 # ---------------------------------------------------------------------------
 
-def _resize_bilinear(image, size, align_corners=True):
-  """TF1 ``resize_bilinear`` on one [H, W, C] image; float32 out.
-
-  ``half_pixel_centers=False``: source coordinate ``y * (in-1)/(out-1)``
-  with align_corners, as every DeepLab resize. No antialiasing.
-  """
-  out = tf.raw_ops.ResizeBilinear(images=image[tf.newaxis], size=size,
-                                  align_corners=align_corners,
-                                  half_pixel_centers=False)
-  return out[0]
-
-
-def _resize_nearest(image, size, align_corners=True):
-  """TF1 ``resize_nearest_neighbor`` on one [H, W, C] tensor; dtype kept.
-
-  With align_corners the kernel takes ``min(roundf(y * scale), in-1)``, i.e.
-  ties round away from zero, which the label fixtures depend on.
-  """
-  out = tf.raw_ops.ResizeNearestNeighbor(images=image[tf.newaxis], size=size,
-                                         align_corners=align_corners,
-                                         half_pixel_centers=False)
-  return out[0]
-
-
 def _resize_label(label, size, align_corners=True):
   """Label resize as the original ``get_label_resize_method`` picks it.
 
   Floating labels resize bilinearly, integer labels by nearest neighbour.
   """
   if label.dtype.is_floating:
-    return _resize_bilinear(label, size, align_corners)
+    return geometry.resize_bilinear(label, size, align_corners, output_dtype=None)
   if label.dtype.is_integer:
-    return _resize_nearest(label, size, align_corners)
+    return geometry.resize_nearest(label, size, align_corners)
   raise ValueError('label must have a floating or integer dtype (resized '
                    'bilinearly or by nearest neighbour); got %s.'
                    % label.dtype.name)
@@ -232,7 +209,8 @@ def resize_to_range(image, label=None, min_size=None, max_size=None,
   with tf.control_dependencies([c for c in checks if c is not None]):
     new_size = resize_to_range_size(shape[0], shape[1], min_size, max_size,
                                     factor, keep_aspect_ratio)
-  resized_image = _resize_bilinear(image, new_size, align_corners)
+  resized_image = geometry.resize_bilinear(image, new_size, align_corners,
+                                          output_dtype=None)
   resized_label = None
   if label is not None:
     resized_label = _resize_label(label, new_size, align_corners)
@@ -324,7 +302,7 @@ def randomly_scale_image_and_label(image, label=None, scale=1.0):
       'be >= 1 on both sides (image size times scale, truncated); got')
   with tf.control_dependencies([check] if check is not None else []):
     new_dim = tf.identity(new_dim)
-  image = _resize_bilinear(image, new_dim)
+  image = geometry.resize_bilinear(image, new_dim, output_dtype=None)
   if label is not None:
     label = tf.convert_to_tensor(label, name='label')
     _static_rank(label, 'label', (3,))

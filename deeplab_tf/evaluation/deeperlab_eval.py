@@ -30,7 +30,7 @@ from deeplab_tf.evaluation import deeperlab_inference as inference_lib
 from deeplab_tf.evaluation import metrics as metrics_lib
 from deeplab_tf.evaluation.panoptic_quality import PanopticQuality
 from deeplab_tf.evaluation.parsing_covering import ParsingCovering
-from deeplab_tf.progress import format_duration
+from deeplab_tf.core.progress import format_duration
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,8 +26,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from deeplab_tf.core import geometry
 from deeplab_tf.data import panoptic_targets
-from deeplab_tf.models import layers as dl_layers
 from deeplab_tf.models.heads import deeperlab_decoder as heads
 
 CENTER = panoptic_targets.CENTER
@@ -187,5 +187,5 @@ def parse(outputs: Dict[str, np.ndarray], settings: InferenceSettings):
 
 def upsample_outputs(outputs, size):
   """Model outputs [B, h, w, C] -> numpy at ``size`` (align-corners bilinear)."""
-  return {name: dl_layers.resize_bilinear(value, size).numpy()
+  return {name: geometry.resize_bilinear(value, size).numpy()
           for name, value in outputs.items()}

@@ -31,8 +31,10 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_tf import checkpoints
-from deeplab_tf import progress
+from deeplab_tf.core import geometry
+from deeplab_tf.core import progress
 from deeplab_tf import visualization
+from deeplab_tf.core.errors import DeeplabError
 from deeplab_tf.data import datasets_info
 from deeplab_tf.data import pipeline
 from deeplab_tf.data import preprocess
@@ -46,7 +48,7 @@ OVERLAY_FORMAT = '%06d_overlay.png'
 LABEL_FORMAT = '%06d_label.png'
 
 
-class VisError(ValueError):
+class VisError(DeeplabError, ValueError):
   """Visualisation settings or inputs that cannot work."""
 
 
@@ -184,10 +186,9 @@ def restore_labels(labels, resized_hw, original_hw):
   labels = labels[:rh, :rw]
   if (rh, rw) == tuple(original_hw):
     return labels
-  resized = tf.compat.v1.image.resize_nearest_neighbor(
-      labels[np.newaxis, :, :, np.newaxis], list(original_hw),
-      align_corners=True)
-  return resized.numpy()[0, :, :, 0].astype(labels.dtype)
+  resized = geometry.resize_nearest(labels[:, :, np.newaxis],
+                                    list(original_hw))
+  return resized.numpy()[:, :, 0].astype(labels.dtype)
 
 
 def restore_image(image, resized_hw, original_hw):
@@ -201,9 +202,8 @@ def restore_image(image, resized_hw, original_hw):
   if (rh, rw) != tuple(original_hw):
     # align_corners as the forward resize (resize_to_range), so this is its
     # geometric inverse.
-    image = tf.compat.v1.image.resize_bilinear(
-        image[np.newaxis].astype(np.float32), list(original_hw),
-        align_corners=True).numpy()[0]
+    image = geometry.resize_bilinear(image.astype(np.float32),
+                                     list(original_hw)).numpy()
   return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 

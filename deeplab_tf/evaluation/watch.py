@@ -16,10 +16,12 @@ from typing import Callable, Iterator, Optional
 
 import tensorflow as tf
 
+from deeplab_tf.core.errors import DeeplabError
+
 TRAINING_DONE_FILE = 'training_done.json'
 
 
-class NoCheckpointError(FileNotFoundError):
+class NoCheckpointError(DeeplabError, FileNotFoundError):
   """A folder (or prefix) that holds no checkpoint."""
 
 

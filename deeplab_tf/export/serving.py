@@ -33,8 +33,10 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
+from deeplab_tf.core import geometry
+from deeplab_tf.core import pixels
+from deeplab_tf.core.errors import DeeplabError
 from deeplab_tf.data import preprocess
-from deeplab_tf.models import backbones
 
 INPUT_KEY = 'image'
 LABELS_KEY = 'semantic'
@@ -43,7 +45,7 @@ SERVING_SIGNATURE = 'serving_default'
 ANY_CHANNELS_SIGNATURE = 'serving_any_channels'
 
 
-class ExportError(ValueError):
+class ExportError(DeeplabError, ValueError):
   """An export that cannot be made as asked; the message says what to change."""
 
 
@@ -118,42 +120,6 @@ def serving_model_options(options, crop_size):
   return options.replace(crop_size=tuple(crop_size))
 
 
-def padded_size(size, crop_size, output_stride):
-  """Height and width an image of ``size`` is padded to (int32 [2] tensor).
-
-  The crop size where the image fits (as the original), else the smallest
-  ``k * output_stride + 1`` that holds it, so the features stay aligned with
-  the image corners as at the usual 513 = 32 * 16 + 1.
-
-  Args:
-    size: int32 [2] tensor (or pair) of the (resized) image height, width.
-    crop_size: (height, width) python ints.
-    output_stride: the model's output stride.
-
-  Returns:
-    int32 tensor [2].
-  """
-  size = tf.cast(size, tf.int32)
-  crop = tf.constant(crop_size, tf.int32)
-  grown = (size + output_stride - 2) // output_stride * output_stride + 1
-  return tf.where(size <= crop, crop, grown)
-
-
-def resize_images(images, size):
-  """Bilinear align_corners resize of a float32 batch (the original's kernel)."""
-  return tf.raw_ops.ResizeBilinear(images=images, size=size,
-                                   align_corners=True,
-                                   half_pixel_centers=False)
-
-
-def resize_labels(labels, size):
-  """Nearest-neighbour align_corners resize of an int [B, H, W] label batch."""
-  resized = tf.raw_ops.ResizeNearestNeighbor(
-      images=labels[..., tf.newaxis], size=size, align_corners=True,
-      half_pixel_centers=False)
-  return resized[..., 0]
-
-
 def preprocess_images(images, options, settings, fixed_crop=False):
   """uint8/float [B, H, W, 3] -> (padded float32 batch, resized size).
 
@@ -180,7 +146,7 @@ def preprocess_images(images, options, settings, fixed_crop=False):
     new_size = preprocess.resize_to_range_size(
         size[0], size[1], settings.min_resize_value, settings.max_resize_value,
         settings.resize_factor)
-    images = resize_images(images, new_size)
+    images = geometry.resize_bilinear(images, new_size)
   resized_size = tf.shape(images)[1:3]
   if fixed_crop:
     fits = tf.debugging.assert_less_equal(
@@ -192,10 +158,10 @@ def preprocess_images(images, options, settings, fixed_crop=False):
     with tf.control_dependencies([fits]):
       target = tf.constant(settings.crop_size, tf.int32)
   else:
-    target = padded_size(resized_size, settings.crop_size,
+    target = geometry.padded_size(resized_size, settings.crop_size,
                          options.output_stride)
   pad_pixel = tf.reshape(
-      tf.constant(backbones.mean_pixel(options.model_variant), tf.float32),
+      tf.constant(pixels.mean_pixel(options.model_variant), tf.float32),
       [1, 1, 3])
   padded = preprocess.pad_to_bounding_box(images, 0, 0, target[0], target[1],
                                           pad_pixel)
@@ -219,8 +185,8 @@ def postprocess(labels, probabilities, resized_size, image_size):
   labels = tf.cast(labels[:, :resized_size[0], :resized_size[1]], tf.int32)
   probabilities = probabilities[:, :resized_size[0], :resized_size[1], :]
   # Same size when nothing was resized: both kernels are then the identity.
-  labels = resize_labels(labels, image_size)
-  probabilities = resize_images(probabilities, image_size)
+  labels = geometry.resize_nearest(labels[..., tf.newaxis], image_size)[..., 0]
+  probabilities = geometry.resize_bilinear(probabilities, image_size)
   return labels, probabilities
 
 

@@ -28,7 +28,7 @@ from typing import Optional, Tuple
 
 import keras
 
-from deeplab_tf.data import panoptic_targets
+from deeplab_tf.core import keypoints
 from deeplab_tf.models import backbones
 from deeplab_tf.models import layers as dl_layers
 from deeplab_tf.models.backbones import mobilenet_v2
@@ -114,9 +114,9 @@ class DeeperLabOptions:
   depth_multiplier: float = 1.0
   decoder: decoder_lib.DecoderSettings = dataclasses.field(
       default_factory=decoder_lib.DecoderSettings)
-  # Sec. 3.2: K = 5 keypoints; the middle-range graph (see panoptic_targets).
-  num_keypoints: int = len(panoptic_targets.KEYPOINT_NAMES)
-  num_edges: int = len(panoptic_targets.DEFAULT_EDGES)
+  # Sec. 3.2: K = 5 keypoints; the middle-range graph (see core.keypoints).
+  num_keypoints: int = len(keypoints.KEYPOINT_NAMES)
+  num_edges: int = len(keypoints.DEFAULT_EDGES)
   batch_norm_decay: float = 0.9997
   aspp_convs_filters: int = 256
 

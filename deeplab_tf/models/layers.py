@@ -8,35 +8,15 @@ here. They have no weights and serialise through ``get_config``.
 import keras
 import tensorflow as tf
 
-
-def scale_dimension(dim, scale):
-  """The original ``utils.scale_dimension``: ``int((dim - 1) * scale + 1)``.
-
-  Used for every feature size DeepLab derives from a crop size (logits size,
-  image-pooling kernel, decoder size, multi-scale input sizes). For a tensor
-  ``dim`` the same arithmetic is done in float32 and truncated.
-  """
-  if isinstance(dim, (tf.Tensor, tf.Variable)):
-    return tf.cast((tf.cast(dim, tf.float32) - 1.0) * scale + 1.0, tf.int32)
-  return int((float(dim) - 1.0) * scale + 1.0)
+from deeplab_tf.core import geometry
+from deeplab_tf.core import pixels
 
 
-def resize_bilinear(images, size, output_dtype=None):
-  """TF1 ``resize_bilinear(align_corners=True, half_pixel_centers=False)``.
-
-  ``tf.image.resize`` uses half-pixel centres and is therefore NOT the same
-  operation; the original resizes every feature map with align_corners=True.
-  """
-  out = tf.raw_ops.ResizeBilinear(images=images, size=size, align_corners=True,
-                                  half_pixel_centers=False)
-  return tf.cast(out, output_dtype or images.dtype)
-
-
-def resize_nearest(images, size):
-  """TF1 ``resize_nearest_neighbor(align_corners=True)`` (labels)."""
-  return tf.raw_ops.ResizeNearestNeighbor(images=images, size=size,
-                                          align_corners=True,
-                                          half_pixel_centers=False)
+# The original's resize kernels and size rule live in core.geometry (also
+# used by data, losses, export and vis); re-exported for the model modules.
+scale_dimension = geometry.scale_dimension
+resize_bilinear = geometry.resize_bilinear
+resize_nearest = geometry.resize_nearest
 
 
 @keras.saving.register_keras_serializable(package='deeplab_tf')
@@ -83,7 +63,7 @@ class NormalizeImage(keras.layers.Layer):
   original.
   """
 
-  MEAN_RGB = (123.15, 115.90, 103.06)
+  MEAN_RGB = pixels.IMAGENET_MEAN_RGB
 
   def __init__(self, mode='zero_mean_unit_range', **kwargs):
     super().__init__(**kwargs)

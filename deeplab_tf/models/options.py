@@ -11,7 +11,10 @@ import dataclasses
 import json
 from typing import Dict, Optional, Sequence, Tuple
 
-class OptionsError(ValueError):
+from deeplab_tf.core.errors import DeeplabError
+
+
+class OptionsError(DeeplabError, ValueError):
   """Raised for model options that cannot build a model."""
 
 

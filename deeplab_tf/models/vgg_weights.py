@@ -55,6 +55,7 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
+from deeplab_tf.core.errors import DeeplabError
 from deeplab_tf.models.backbones import vgg16
 from deeplab_tf.models.deeplab_v2 import branch_suffix
 
@@ -85,7 +86,7 @@ KERAS_NAMES = dict({name: 'block%s_conv%s' % tuple(name[4:].split('_'))
 Weights = Dict[str, Tuple[np.ndarray, np.ndarray]]
 
 
-class VggWeightsError(ValueError):
+class VggWeightsError(DeeplabError, ValueError):
   """A weights file that does not hold VGG-16 weights in a known layout."""
 
 

@@ -28,7 +28,7 @@ from typing import Dict, Tuple
 
 import tensorflow as tf
 
-from deeplab_tf.models import layers as dl_layers
+from deeplab_tf.core import geometry
 from deeplab_tf.models.heads import deeperlab_decoder as heads
 
 
@@ -71,7 +71,7 @@ def _to_size(prediction, reference):
   if prediction.shape[1:3] == reference.shape[1:3] and (
       prediction.shape[1] is not None):
     return prediction
-  return dl_layers.resize_bilinear(prediction, size)
+  return geometry.resize_bilinear(prediction, size)
 
 
 def _safe_mean(total, count):

@@ -27,11 +27,11 @@ normalises by its own pixel count, as each clone of the original did; see
 ``total_loss.total_training_loss`` for combining replicas).
 """
 import dataclasses
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Tuple, Union
 
 import tensorflow as tf
 
-from deeplab_tf.models import layers as dl_layers
+from deeplab_tf.core import geometry
 
 # Original train.py / common.py values.
 DEFAULT_IGNORE_LABEL = 255
@@ -218,10 +218,10 @@ def softmax_cross_entropy_for_scale(logits, labels, num_classes, ignore_label,
                      % (logits.shape[-1], num_classes))
   labels = _as_label_tensor(labels)
   if upsample_logits:
-    logits = dl_layers.resize_bilinear(logits, tf.shape(labels)[1:3])
+    logits = geometry.resize_bilinear(logits, tf.shape(labels)[1:3])
     scaled_labels = labels
   else:
-    scaled_labels = dl_layers.resize_nearest(labels, tf.shape(logits)[1:3])
+    scaled_labels = geometry.resize_nearest(labels, tf.shape(logits)[1:3])
   flat_labels = tf.reshape(scaled_labels, [-1])
   flat_logits = tf.reshape(logits, [-1, num_classes])
   weights = label_weight_mask(flat_labels, ignore_label, num_classes,

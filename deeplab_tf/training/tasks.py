@@ -26,9 +26,9 @@ from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
+from deeplab_tf.core import geometry
 from deeplab_tf.models import build_model
 from deeplab_tf.models import deeperlab
-from deeplab_tf.models import layers as dl_layers
 from deeplab_tf.models.deeplab import get_extra_layer_scopes
 from deeplab_tf.models.heads import deeperlab_decoder
 from deeplab_tf.models.options import ModelOptions
@@ -43,7 +43,7 @@ def _pixel_counts(logits, labels, ignore_label):
   labels = tf.cast(labels, tf.int32)
   if labels.shape.rank == 4:
     labels = labels[..., 0]
-  logits = dl_layers.resize_bilinear(logits, tf.shape(labels)[1:3])
+  logits = geometry.resize_bilinear(logits, tf.shape(labels)[1:3])
   predictions = tf.argmax(logits, axis=3, output_type=tf.int32)
   valid = tf.not_equal(labels, ignore_label)
   correct = tf.logical_and(valid, tf.equal(predictions, labels))

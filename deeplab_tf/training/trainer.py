@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from deeplab_tf import checkpoints
 from deeplab_tf.evaluation import watch
-from deeplab_tf.progress import format_duration
+from deeplab_tf.core.progress import format_duration
 from deeplab_tf.training import tasks as tasks_lib
 from deeplab_tf.training.deeperlab_losses import DeeperLabLossSettings
 from deeplab_tf.training.gradient_multipliers import get_gradient_multipliers

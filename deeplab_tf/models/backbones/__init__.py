@@ -12,6 +12,7 @@ meta-architectures; it is not one of the original ``networks_map`` entries.
 import dataclasses
 from typing import Callable, Dict, Optional, Tuple
 
+from deeplab_tf.core import pixels
 from deeplab_tf.models.backbones import mobilenet_v2 as _mobilenet_v2
 from deeplab_tf.models.backbones import mobilenet_v3 as _mobilenet_v3
 from deeplab_tf.models.backbones import resnet_v1_beta as _resnet
@@ -24,8 +25,9 @@ SUBTRACT_IMAGENET_MEAN = 'subtract_imagenet_mean'
 # The backbone normalises its input itself (VGG-16: the Caffe mean, in its
 # first layer).
 NO_PREPROCESS = 'none'
-# Original feature_extractor._MEAN_RGB (pad value for mean-subtracting variants).
-MEAN_RGB = (123.15, 115.90, 103.06)
+# The pad value of each variant lives below data and models (core.pixels).
+MEAN_RGB = pixels.IMAGENET_MEAN_RGB
+mean_pixel = pixels.mean_pixel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,18 +149,3 @@ def get_backbone(model_variant) -> Backbone:
     raise OptionsError('Unknown model_variant %r; accepted: %s'
                        % (model_variant, ', '.join(sorted(REGISTRY))))
   return REGISTRY[model_variant]
-
-
-def mean_pixel(model_variant: Optional[str] = None):
-  """The original ``feature_extractor.mean_pixel``: the pad value of each variant.
-
-  Padding with it becomes 0 after the variant's own input normalisation.
-  ``None`` returns the ImageNet mean, as the original (backward compatibility).
-  """
-  if model_variant is None or model_variant in ('resnet_v1_50', 'resnet_v1_101'):
-    return list(MEAN_RGB)
-  if model_variant == VGG_16:
-    # The Caffe crop layer pads with mean_value, which is 0 after the mean
-    # subtraction (as the other variants' pad values).
-    return list(_vgg16.CAFFE_MEAN_RGB)
-  return [127.5, 127.5, 127.5]

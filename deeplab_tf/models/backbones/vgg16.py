@@ -30,9 +30,11 @@ names.
 import keras
 import tensorflow as tf
 
+from deeplab_tf.core import pixels
+
 # Caffe mean_value of the released DeepLab prototxts (BGR 104.008, 116.669,
 # 122.675), here in RGB order because our images are RGB.
-CAFFE_MEAN_RGB = (122.675, 116.669, 104.008)
+CAFFE_MEAN_RGB = pixels.CAFFE_MEAN_RGB
 
 # (Caffe block number, filters of each conv) of VGG-16 configuration D.
 BLOCKS = ((1, (64, 64)), (2, (128, 128)), (3, (256, 256, 256)),

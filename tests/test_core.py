@@ -1,0 +1,82 @@
+"""The lowest layer: resize kernels and size rules written once, the error base."""
+import ast
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deeplab_tf.core import errors
+from deeplab_tf.core import geometry
+from deeplab_tf.core import pixels
+
+PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), 'deeplab_tf')
+
+
+def test_resizes_take_an_image_or_a_batch_and_keep_the_tf1_kernel():
+  image = tf.reshape(tf.range(12, dtype=tf.float32), [3, 4, 1])
+  out = geometry.resize_bilinear(image, [5, 7])
+  assert out.shape == (5, 7, 1) and out.dtype == tf.float32
+  # align_corners: the corners are the input's corners, the middle row the
+  # mean of rows 0..2 sampled at y = 1 exactly.
+  np.testing.assert_allclose(out[0, :, 0], [0, 0.5, 1, 1.5, 2, 2.5, 3])
+  np.testing.assert_allclose(out[2, :, 0], np.array([0, .5, 1, 1.5, 2, 2.5, 3]) + 4)
+  np.testing.assert_allclose(out[-1, -1, 0], 11)
+  batch = geometry.resize_bilinear(image[tf.newaxis], [5, 7])
+  np.testing.assert_array_equal(batch[0], out)
+  half = geometry.resize_bilinear(tf.cast(image, tf.float16), [5, 7])
+  assert half.dtype == tf.float16
+  assert geometry.resize_bilinear(tf.cast(image, tf.uint8), [5, 7],
+                                  output_dtype=None).dtype == tf.float32
+  # Nearest: roundf ties away from zero: 2 -> 3 samples at 0, 0.5, 1 -> 0, 1, 1.
+  labels = tf.constant([[[1], [2]]], tf.int32)
+  np.testing.assert_array_equal(
+      geometry.resize_nearest(labels, [1, 3])[0, :, 0], [1, 2, 2])
+  with pytest.raises(ValueError, match=r'\[H, W, C\] image or a \[B, H, W, C\]'):
+    geometry.resize_bilinear(tf.zeros([4]), [2])
+
+
+@pytest.mark.parametrize('size, multiple, expected', [
+    (1, 16, 1), (17, 16, 17), (18, 16, 33), (513, 16, 513), (514, 8, 521)])
+def test_next_aligned_size(size, multiple, expected):
+  assert geometry.next_aligned_size(size, multiple) == expected
+  assert int(geometry.next_aligned_size(tf.constant(size), multiple)) == expected
+
+
+def test_padded_size_keeps_the_crop_where_the_image_fits():
+  np.testing.assert_array_equal(
+      geometry.padded_size([37, 70], (65, 65), 16), [65, 81])
+  assert geometry.scale_dimension(513, 1 / 16) == 33
+  assert int(geometry.scale_dimension(tf.constant(513), 0.25)) == 129
+
+
+def test_mean_pixel_per_variant():
+  assert pixels.mean_pixel('xception_65') == [127.5] * 3
+  assert pixels.mean_pixel('resnet_v1_101') == list(pixels.IMAGENET_MEAN_RGB)
+  assert pixels.mean_pixel(None) == list(pixels.IMAGENET_MEAN_RGB)
+  assert pixels.mean_pixel('vgg_16') == list(pixels.CAFFE_MEAN_RGB)
+
+
+def _error_classes():
+  found = []
+  for folder, _, files in os.walk(PACKAGE):
+    for name in files:
+      if not name.endswith('.py'):
+        continue
+      path = os.path.join(folder, name)
+      for node in ast.parse(open(path).read()).body:
+        if isinstance(node, ast.ClassDef) and node.name.endswith('Error'):
+          found.append((os.path.relpath(path, PACKAGE), node.name))
+  return found
+
+
+def test_every_error_class_derives_from_the_one_base():
+  import importlib  # pylint: disable=g-import-not-at-top
+  classes = _error_classes()
+  assert len(classes) >= 10
+  for path, name in classes:
+    module = importlib.import_module(
+        'deeplab_tf.' + path[:-3].replace(os.sep, '.'))
+    cls = getattr(module, name)
+    assert issubclass(cls, errors.DeeplabError), (path, name)
