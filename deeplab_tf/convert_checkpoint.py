@@ -80,7 +80,7 @@ def main(argv):
   else:
     checkpoints.save_tf1_checkpoint(model, out)
     stem = out
-  with open(stem + '_options.json', 'w') as f:
+  with open(stem + checkpoints.folders.CONVERTER_OPTIONS_SUFFIX, 'w') as f:
     json.dump(options.to_dict(), f, indent=1, sort_keys=True)
   logging.info('wrote %s and %s_options.json', out, stem)
   print('wrote %s (+ %s_options.json)' % (out, stem))

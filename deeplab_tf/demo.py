@@ -42,10 +42,6 @@ from deeplab_tf.core.errors import DeeplabError
 
 FLAGS = flags.FLAGS
 
-# Written beside checkpoints: by the trainer (in train_logdir) and by
-# convert_checkpoint (<output prefix>_options.json).
-TRAINER_OPTIONS_FILE = 'model_options.json'
-CONVERTER_OPTIONS_SUFFIX = '_options.json'
 
 
 @dataclasses.dataclass
@@ -75,14 +71,9 @@ def find_options_file(checkpoint_path):
   ``<prefix>_options.json`` (convert_checkpoint) is looked for first, then
   ``model_options.json`` in the checkpoint's folder (the trainer's).
   """
+  from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
   from deeplab_tf.export import find_checkpoint  # pylint: disable=g-import-not-at-top
-  prefix = find_checkpoint(checkpoint_path)
-  candidates = [prefix + CONVERTER_OPTIONS_SUFFIX,
-                os.path.join(os.path.dirname(prefix), TRAINER_OPTIONS_FILE)]
-  for path in candidates:
-    if os.path.isfile(path):
-      return path
-  return None
+  return checkpoints.options_file(find_checkpoint(checkpoint_path))
 
 
 def load_options(path):

@@ -100,6 +100,7 @@ def _progress_logger(every):
 def evaluate_from_flags():
   """Runs the evaluation loop; returns the list of EvalResults."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
   from deeplab_tf.data import datasets_info  # pylint: disable=g-import-not-at-top
   from deeplab_tf.evaluation import report  # pylint: disable=g-import-not-at-top
   from deeplab_tf.evaluation import watch  # pylint: disable=g-import-not-at-top
@@ -114,7 +115,7 @@ def evaluate_from_flags():
       num_classes=descriptor.num_classes)
   if FLAGS.max_number_of_evaluations == 1:
     # One evaluation asked: no waiting for a checkpoint that is not there.
-    watch.require_checkpoint(FLAGS.checkpoint_dir)
+    checkpoints.find_checkpoint(FLAGS.checkpoint_dir)
   evaluator = Evaluator(options, settings, descriptor, FLAGS.dataset_dir)
   logging.info('Evaluating %s (%d images) with %s, eval crop %s, scales %s%s.',
                settings.split, evaluator.num_images, options.model_variant,

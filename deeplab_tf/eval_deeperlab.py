@@ -20,7 +20,6 @@ Writes ``<eval_logdir>/panoptic_metrics-<step>.json`` and TensorBoard scalars
 """
 import json
 import os
-import re
 import sys
 
 from absl import app
@@ -67,8 +66,8 @@ flags.DEFINE_integer('max_vis_images', 20, 'Pictures written with --vis_dir.',
 
 
 def _prefix_and_logdir(path):
-  from deeplab_tf.evaluation import watch  # pylint: disable=g-import-not-at-top
-  prefix = watch.require_checkpoint(path)
+  from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
+  prefix = checkpoints.find_checkpoint(path)
   logdir = path if os.path.isdir(path) else os.path.dirname(prefix)
   return prefix, logdir
 
@@ -79,21 +78,18 @@ def load_model(checkpoint_dir):
   from deeplab_tf.models import deeperlab  # pylint: disable=g-import-not-at-top
   from deeplab_tf.training import tasks  # pylint: disable=g-import-not-at-top
   prefix, logdir = _prefix_and_logdir(checkpoint_dir)
-  options_path = os.path.join(logdir, 'model_options.json')
-  if not os.path.exists(options_path):
-    raise ValueError('%s has no model_options.json (written by '
-                     'deeplab_tf.train); cannot rebuild the model.' % logdir)
-  with open(options_path) as f:
-    options = tasks.options_from_dict(json.load(f))
+  values = checkpoints.read_options_dict(prefix)
+  if values is None:
+    raise ValueError('%s has no %s (written by deeplab_tf.train); cannot '
+                     'rebuild the model.' % (logdir, checkpoints.OPTIONS_FILE))
+  options = tasks.options_from_dict(values)
   if not isinstance(options, deeperlab.DeeperLabOptions):
     raise ValueError('%s holds a %s model, not DeeperLab: use deeplab_tf.eval.'
                      % (logdir, type(options).__name__))
   options = options.replace(crop_size=None)   # whole images of any size
   model = deeperlab.build_deeperlab(options)
   logging.info(checkpoints.restore_model(model, prefix))
-  # The trainer's CheckpointManager names checkpoints ckpt-<step>.
-  match = re.search(r'-(\d+)$', prefix)
-  return (model, options, prefix, int(match.group(1)) if match else 0,
+  return (model, options, prefix, checkpoints.checkpoint_step(prefix) or 0,
           logdir)
 
 

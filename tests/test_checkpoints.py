@@ -85,7 +85,7 @@ def test_missing_variables_strict_and_partial(tmp_path):
 
 
 def test_missing_checkpoint_error(tmp_path):
-  with pytest.raises(FileNotFoundError, match='No checkpoint found in directory'):
+  with pytest.raises(FileNotFoundError, match='No checkpoint in folder'):
     checkpoints.load_tf1_checkpoint(build_model(OPTIONS), str(tmp_path))
 
 
@@ -93,8 +93,8 @@ def test_extra_layer_scopes_prefix_match():
   from deeplab_tf.models.deeplab import get_extra_layer_scopes
   scopes = get_extra_layer_scopes(False)
   assert scopes[:5] == ['logits', 'image_pooling', 'aspp', 'concat_projection', 'decoder']
-  assert checkpoints._excluded('aspp1_depthwise/depthwise_weights', scopes)  # pylint: disable=protected-access
-  assert not checkpoints._excluded('MobilenetV2/Conv/weights', scopes)  # pylint: disable=protected-access
+  assert checkpoints.tf1._excluded('aspp1_depthwise/depthwise_weights', scopes)  # pylint: disable=protected-access
+  assert not checkpoints.tf1._excluded('MobilenetV2/Conv/weights', scopes)  # pylint: disable=protected-access
   assert get_extra_layer_scopes(True) == ['logits']
 
 

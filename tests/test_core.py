@@ -80,3 +80,52 @@ def test_every_error_class_derives_from_the_one_base():
         'deeplab_tf.' + path[:-3].replace(os.sep, '.'))
     cls = getattr(module, name)
     assert issubclass(cls, errors.DeeplabError), (path, name)
+
+
+# Each library layer and the layers it may import (its own included). The
+# commands at the package top (train, eval, vis, ...) may import any layer.
+LAYERS = {
+    'core': set(),
+    'data': {'core'},
+    'models': {'core'},
+    'crf': {'core'},
+    'visualization': {'core', 'data'},
+    'checkpoints': {'core', 'models'},
+    'training': {'core', 'data', 'models', 'checkpoints', 'visualization'},
+    'evaluation': {'core', 'data', 'models', 'crf', 'checkpoints',
+                   'visualization'},
+    'export': {'core', 'data', 'models', 'crf', 'checkpoints', 'evaluation'},
+    'conformance': {'core', 'data', 'models', 'checkpoints', 'training'},
+}
+
+
+def _imported_layers(path):
+  layers = set()
+  for node in ast.walk(ast.parse(open(path).read())):
+    names = []
+    if isinstance(node, ast.ImportFrom) and node.module and (
+        node.module.split('.')[0] == 'deeplab_tf'):
+      if node.module == 'deeplab_tf':
+        names = [alias.name for alias in node.names]
+      else:
+        names = [node.module.split('.')[1]]
+    elif isinstance(node, ast.Import):
+      names = [a.name.split('.')[1] for a in node.names
+               if a.name.startswith('deeplab_tf.')]
+    layers.update(names)
+  return layers
+
+
+def test_no_layer_imports_one_above_it():
+  wrong = []
+  for layer, allowed in LAYERS.items():
+    folder = os.path.join(PACKAGE, layer)
+    paths = ([os.path.join(folder + '.py')] if os.path.isfile(folder + '.py')
+             else [os.path.join(d, f) for d, _, files in os.walk(folder)
+                   for f in files if f.endswith('.py')])
+    assert paths, layer
+    for path in paths:
+      for imported in _imported_layers(path) - allowed - {layer}:
+        wrong.append('%s imports %s' % (os.path.relpath(path, PACKAGE),
+                                        imported))
+  assert not wrong, '\n'.join(sorted(wrong))

@@ -18,7 +18,6 @@ from deeplab_tf import model_flags
 from deeplab_tf import train as train_script
 from deeplab_tf.data import panoptic_records
 from deeplab_tf.data import panoptic_targets as pt
-from deeplab_tf.evaluation import watch
 from deeplab_tf.models import ModelOptions
 from deeplab_tf.models import deeperlab
 from deeplab_tf.models.heads import deeperlab_decoder as dec
@@ -128,7 +127,7 @@ def test_deeperlab_trains_and_logs_each_head(phase1):
                       'learning_rate', 'pixel_accuracy'} <= tags
   with open(os.path.join(str(phase1.logdir), 'model_options.json')) as f:
     assert tasks.options_from_dict(json.load(f)) == OPTIONS
-  done = watch.read_training_done(str(phase1.logdir))
+  done = checkpoints.folders.read_training_done(str(phase1.logdir))
   assert done['step'] == 20 and done['checkpoint'].endswith('ckpt-20')
 
 
@@ -142,7 +141,7 @@ def test_deeperlab_resume_keeps_step_and_weights(phase1, tmp_path):
     np.testing.assert_array_equal(value, phase1.weights[name], err_msg=name)
   again.train()
   assert again.step == 22
-  assert checkpoints.resolve_checkpoint(str(phase1.logdir)).endswith('ckpt-22')
+  assert checkpoints.find_checkpoint(str(phase1.logdir)).endswith('ckpt-22')
 
 
 def test_frozen_batch_norm_phase2_starts_from_phase1(phase1, tmp_path):

@@ -307,12 +307,12 @@ def test_watch_yields_new_checkpoints_and_stops_when_training_is_done(tmp_path):
       _save(d, 20)
     elif saved['n'] == 3:
       last = _save(d, 30)
-      watch.write_training_done(d, 30, last)
+      checkpoints.folders.write_training_done(d, 30, last)
 
   seen = list(watch.checkpoints_to_evaluate(d, interval_secs=5, sleep=fake_sleep))
-  assert [watch.checkpoint_step(p) for p in seen] == [10, 20, 30]
+  assert [checkpoints.checkpoint_step(p) for p in seen] == [10, 20, 30]
   assert seen[0] == first
-  assert watch.read_training_done(d)['step'] == 30
+  assert checkpoints.folders.read_training_done(d)['step'] == 30
 
 
 def test_watch_limits_and_timeout(tmp_path):
@@ -331,10 +331,10 @@ def test_watch_limits_and_timeout(tmp_path):
 
 def test_require_checkpoint_errors(tmp_path):
   (tmp_path / 'notes.txt').write_text('x')
-  with pytest.raises(watch.NoCheckpointError, match='notes.txt'):
-    watch.require_checkpoint(str(tmp_path))
-  with pytest.raises(watch.NoCheckpointError, match='neither a folder'):
-    watch.require_checkpoint(str(tmp_path / 'model.ckpt-5'))
+  with pytest.raises(checkpoints.NoCheckpointError, match='notes.txt'):
+    checkpoints.find_checkpoint(str(tmp_path))
+  with pytest.raises(checkpoints.NoCheckpointError, match='neither a folder'):
+    checkpoints.find_checkpoint(str(tmp_path / 'model.ckpt-5'))
 
 
 # --- the script ---------------------------------------------------------------------

@@ -154,7 +154,7 @@ def test_two_workers_agree_follow_the_first_replica_and_only_chief_writes(
 
   # Only the chief wrote: checkpoints at the top of train_logdir, no worker
   # directory left, every event file from the chief's process.
-  assert checkpoints.resolve_checkpoint(str(logdir)).endswith('ckpt-%d' % STEPS)
+  assert checkpoints.find_checkpoint(str(logdir)).endswith('ckpt-%d' % STEPS)
   names = sorted(os.listdir(logdir))
   assert 'checkpoint' in names and 'model_options.json' in names
   assert not [n for n in names if os.path.isdir(logdir / n)], names

@@ -9,7 +9,6 @@ import pytest
 import tensorflow as tf
 
 from deeplab_tf import checkpoints
-from deeplab_tf.evaluation import watch
 from deeplab_tf.models import ModelOptions, build_model
 from deeplab_tf.training.schedules import LearningRateSettings
 from deeplab_tf.training.trainer import Trainer, TrainSettings
@@ -67,7 +66,7 @@ def test_resume_keeps_step_optimizer_state_and_schedule(tmp_path):
   first.train(max_steps=3)
   assert first.step == 3
   # Not finished: no training_done.json (eval loops keep waiting).
-  assert watch.read_training_done(str(tmp_path)) is None
+  assert checkpoints.folders.read_training_done(str(tmp_path)) is None
   saved = {v.path: v.numpy() for v in first.optimizer.variables}
   second = Trainer(OPTIONS, settings, synthetic_dataset_fn(4))
   assert second.initialize().startswith('resumed from')
@@ -78,8 +77,8 @@ def test_resume_keeps_step_optimizer_state_and_schedule(tmp_path):
                              float(first.schedule(3)))
   second.train()
   assert second.step == 6
-  assert checkpoints.resolve_checkpoint(str(tmp_path)).endswith('ckpt-6')
-  done = watch.read_training_done(str(tmp_path))
+  assert checkpoints.find_checkpoint(str(tmp_path)).endswith('ckpt-6')
+  done = checkpoints.folders.read_training_done(str(tmp_path))
   assert done['step'] == 6 and done['checkpoint'].endswith('ckpt-6')
 
 

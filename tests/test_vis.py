@@ -20,7 +20,6 @@ from deeplab_tf.data import datasets_info
 from deeplab_tf.data import preprocess
 from deeplab_tf.data import records
 from deeplab_tf.evaluation import vis_lib
-from deeplab_tf.evaluation import watch
 from deeplab_tf.models import ModelOptions, build_predictor
 from record_helpers import png
 
@@ -334,7 +333,7 @@ def tiny(tmp_path_factory):
       model=checkpoints.NamedVariables(predictor)).save(
           os.path.join(train_dir, 'ckpt'))
   # The trainer's "finished" marker ends the continuous loop after it.
-  watch.write_training_done(train_dir, 1, prefix)
+  checkpoints.folders.write_training_done(train_dir, 1, prefix)
   return dict(root=root, json=json_path, records=record_dir, names=names,
               images=images, labels=labels, expected=expected,
               train_dir=train_dir)
@@ -441,12 +440,12 @@ def test_check_inputs_errors(tiny, tmp_path):
   empty.mkdir()
   args = (tiny['json'], 'val', tiny['records'])
   assert vis_lib.check_inputs(*args, tiny['train_dir']).name == 'tiny'
-  with pytest.raises(watch.NoCheckpointError,
+  with pytest.raises(checkpoints.NoCheckpointError,
                      match='No checkpoint in .*empty_train'):
     vis_lib.check_inputs(*args, str(empty))
   # A continuous run may wait for a trainer's first checkpoint.
   vis_lib.check_inputs(*args, str(empty), wait_for_checkpoint=True)
-  with pytest.raises(watch.NoCheckpointError, match='neither a folder nor'):
+  with pytest.raises(checkpoints.NoCheckpointError, match='neither a folder nor'):
     vis_lib.check_inputs(*args, str(tmp_path / 'nowhere'),
                          wait_for_checkpoint=True)
   with pytest.raises(ValueError, match=r"No TFRecord shard matches .*test-\*"):

@@ -25,7 +25,6 @@ import tensorflow as tf
 from deeplab_tf import checkpoints
 from deeplab_tf.data import datasets_info
 from deeplab_tf.data import pipeline
-from deeplab_tf.evaluation import watch
 from deeplab_tf.evaluation.metrics import StreamingConfusionMatrix
 from deeplab_tf.models import build_predictor
 
@@ -202,7 +201,7 @@ class Evaluator:
 
     ``progress(images_done, num_images, seconds)`` is called after each batch.
     """
-    prefix = watch.require_checkpoint(checkpoint)
+    prefix = checkpoints.find_checkpoint(checkpoint)
     checkpoints.restore_model(self.predictor, prefix)
     metric = StreamingConfusionMatrix(self.descriptor.num_classes,
                                       self.descriptor.ignore_label)
@@ -216,7 +215,7 @@ class Evaluator:
     names = list(self.descriptor.class_names or
                  ['class_%d' % c for c in range(self.descriptor.num_classes)])
     return EvalResult(confusion_matrix=metric.matrix, class_names=names,
-                      checkpoint=prefix, step=watch.checkpoint_step(prefix),
+                      checkpoint=prefix, step=checkpoints.checkpoint_step(prefix),
                       split=self.settings.split, num_images=images,
                       seconds=time.time() - start, tag=self.settings.tag)
 

@@ -38,7 +38,6 @@ from deeplab_tf.core.errors import DeeplabError
 from deeplab_tf.data import datasets_info
 from deeplab_tf.data import pipeline
 from deeplab_tf.data import preprocess
-from deeplab_tf.evaluation import watch
 
 SEMANTIC_FOLDER = 'segmentation_results'
 RAW_FOLDER = 'raw_segmentation_results'
@@ -149,7 +148,7 @@ def check_inputs(descriptor, split_name, record_dir, checkpoint_dir,
   descriptor.check_split(split_name)
   pipeline.list_shards(record_dir, split_name)
   if not (wait_for_checkpoint and tf.io.gfile.isdir(checkpoint_dir)):
-    watch.require_checkpoint(checkpoint_dir)
+    checkpoints.find_checkpoint(checkpoint_dir)
   return descriptor
 
 

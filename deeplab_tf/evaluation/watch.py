@@ -9,82 +9,14 @@ step and checkpoint) when it reaches ``training_number_of_steps``, and the
 loop ends once that checkpoint has been evaluated, so an evaluator started
 beside a training run stops on its own.
 """
-import json
-import os
 import time
 from typing import Callable, Iterator, Optional
 
 import tensorflow as tf
 
-from deeplab_tf.core.errors import DeeplabError
-
-TRAINING_DONE_FILE = 'training_done.json'
-
-
-class NoCheckpointError(DeeplabError, FileNotFoundError):
-  """A folder (or prefix) that holds no checkpoint."""
-
-
-def checkpoint_step(prefix):
-  """The global step in a checkpoint prefix name (``ckpt-1200`` -> 1200), or None."""
-  tail = os.path.basename(prefix).rsplit('-', 1)
-  if len(tail) == 2 and tail[1].isdigit():
-    return int(tail[1])
-  return None
-
-
-def write_training_done(train_dir, step, checkpoint):
-  """Marks ``train_dir`` finished at ``step`` (written by the trainer's chief)."""
-  path = os.path.join(train_dir, TRAINING_DONE_FILE)
-  tmp = path + '.tmp'
-  with tf.io.gfile.GFile(tmp, 'w') as f:
-    json.dump({'step': int(step), 'checkpoint': checkpoint}, f)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def clear_training_done(train_dir):
-  path = os.path.join(train_dir, TRAINING_DONE_FILE)
-  if tf.io.gfile.exists(path):
-    tf.io.gfile.remove(path)
-
-
-def read_training_done(train_dir):
-  """{'step', 'checkpoint'} when the training in ``train_dir`` has finished, else None."""
-  path = os.path.join(train_dir, TRAINING_DONE_FILE)
-  if not tf.io.gfile.exists(path):
-    return None
-  try:
-    with tf.io.gfile.GFile(path) as f:
-      return json.load(f)
-  except ValueError:  # being written
-    return None
-
-
-def latest_checkpoint(checkpoint_dir_or_prefix):
-  """A checkpoint prefix from a folder (its latest) or a prefix; None if none."""
-  path = checkpoint_dir_or_prefix
-  if tf.io.gfile.isdir(path):
-    return tf.train.latest_checkpoint(path)
-  if tf.io.gfile.exists(path + '.index'):
-    return path
-  return None
-
-
-def require_checkpoint(path):
-  """The checkpoint prefix for ``path``, or NoCheckpointError saying what is there."""
-  prefix = latest_checkpoint(path)
-  if prefix:
-    return prefix
-  if tf.io.gfile.isdir(path):
-    listing = sorted(tf.io.gfile.listdir(path))[:10]
-    raise NoCheckpointError(
-        'No checkpoint in %s (no "checkpoint" state file naming an existing '
-        '<prefix>.index; the folder holds: %s). Point --checkpoint_dir at a '
-        'train_logdir, or give a checkpoint prefix.'
-        % (path, ', '.join(listing) or 'nothing'))
-  raise NoCheckpointError('%s is neither a folder nor a checkpoint prefix '
-                          '(no %s.index).' % (path, path))
-
+from deeplab_tf.checkpoints.folders import checkpoint_step
+from deeplab_tf.checkpoints.folders import find_checkpoint
+from deeplab_tf.checkpoints.folders import read_training_done
 
 def checkpoints_to_evaluate(checkpoint_dir, interval_secs=300,
                             max_evaluations=0, timeout_secs=None,
@@ -105,7 +37,7 @@ def checkpoints_to_evaluate(checkpoint_dir, interval_secs=300,
   names (or one at a later step).
   """
   if not tf.io.gfile.isdir(checkpoint_dir):
-    yield require_checkpoint(checkpoint_dir)
+    yield find_checkpoint(checkpoint_dir)
     return
   done_count = 0
   last_yield = None

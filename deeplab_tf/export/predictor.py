@@ -9,20 +9,15 @@ built from and, when the trainer's ``model_options.json`` lies beside the
 checkpoint, the options it was trained with.
 """
 import dataclasses
-import json
-import os
 from typing import Tuple
 
 import tensorflow as tf
 
 from deeplab_tf import checkpoints
-from deeplab_tf.evaluation import watch
 from deeplab_tf.export.serving import ExportError
 from deeplab_tf.models import build_predictor
 from deeplab_tf.models import fold
 
-# Written beside the checkpoints by deeplab_tf.training.trainer.
-TRAINER_OPTIONS_FILE = 'model_options.json'
 
 # Options named in a mismatch message: the ones that change variable shapes.
 _SHAPE_FIELDS = ('model_variant', 'outputs_to_num_classes', 'depth_multiplier',
@@ -61,40 +56,13 @@ class PredictorSpec:
 
 
 def find_checkpoint(path):
-  """The checkpoint prefix for a prefix or a folder, or ExportError saying why.
-
-  Args:
-    path: a checkpoint prefix (``.../model.ckpt``, ``.../ckpt-300``), a folder
-      with a ``checkpoint`` state file (a train_logdir), or a folder with a
-      single checkpoint and no state file (an extracted model-zoo tarball).
-
-  Returns:
-    The checkpoint prefix.
-  """
+  """The checkpoint prefix for a prefix or a folder (``checkpoints.find_checkpoint``:
+  a train_logdir's latest, a model-zoo folder's one checkpoint), or an error
+  saying what is there."""
   if not path:
     raise ExportError('--checkpoint_path is empty; give a checkpoint prefix '
                       'or a folder holding one.')
-  prefix = watch.latest_checkpoint(path)
-  if prefix:
-    return prefix
-  if tf.io.gfile.isdir(path):
-    listing = sorted(f.rstrip('/') for f in tf.io.gfile.listdir(path))
-    indexes = [f[:-len('.index')] for f in listing if f.endswith('.index')]
-    if len(indexes) == 1:
-      # Model-zoo tarballs hold model.ckpt(-N).index but no "checkpoint"
-      # state file: one checkpoint there is unambiguous.
-      return os.path.join(path, indexes[0])
-    hint = ''
-    if indexes:
-      hint = (' It holds several checkpoints and no "checkpoint" state file '
-              'naming one; pass a prefix, e.g. --checkpoint_path=%s'
-              % os.path.join(path, indexes[-1]))
-    raise ExportError(
-        'No checkpoint in folder %s (no "checkpoint" state file naming an '
-        'existing <prefix>.index). The folder holds: %s.%s'
-        % (path, ', '.join(listing[:12]) or 'nothing', hint))
-  raise ExportError('Checkpoint %s not found: it is neither a folder nor a '
-                    'checkpoint prefix (no %s.index).' % (path, path))
+  return checkpoints.find_checkpoint(path)
 
 
 def describe_options(options):
@@ -113,13 +81,9 @@ def describe_options(options):
 
 def trainer_options_hint(prefix, options):
   """What ``model_options.json`` beside the checkpoint says differently, or ''."""
-  path = os.path.join(os.path.dirname(prefix), TRAINER_OPTIONS_FILE)
-  if not tf.io.gfile.exists(path):
-    return ''
-  try:
-    with tf.io.gfile.GFile(path) as f:
-      trained = json.load(f)
-  except ValueError:
+  path = checkpoints.options_file(prefix)
+  trained = checkpoints.read_options_dict(prefix)
+  if trained is None:
     return ''
   ours = options.to_dict()
   diffs = []

@@ -20,8 +20,10 @@ import keras
 from deeplab_tf.models import initializers
 from deeplab_tf.models import layers as dl_layers
 from deeplab_tf.models.batch_norm import BatchNorm
+from deeplab_tf.models.variable_names import layer_name
+from deeplab_tf.models.variable_names import SCOPE_SEPARATOR  # pylint: disable=unused-import
+from deeplab_tf.models.variable_names import scope_of  # pylint: disable=unused-import
 
-SCOPE_SEPARATOR = '.'
 # Original utils.split_separable_conv2d initialiser stddevs.
 SEPARABLE_DEPTHWISE_STDDEV = 0.33
 SEPARABLE_POINTWISE_STDDEV = 0.06
@@ -32,16 +34,6 @@ def _fresh(initializer):
   if initializer is None:
     return initializers.xavier()
   return initializer.__class__.from_config(initializer.get_config())
-
-
-def layer_name(scope):
-  """Keras layer name for an original variable scope."""
-  return scope.replace('/', SCOPE_SEPARATOR)
-
-
-def scope_of(name):
-  """Original variable scope for a Keras layer name (inverse of layer_name)."""
-  return name.replace(SCOPE_SEPARATOR, '/')
 
 
 @dataclasses.dataclass(frozen=True)

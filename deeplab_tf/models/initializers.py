@@ -219,7 +219,7 @@ _INITIALIZER_ATTRIBUTES = {
 
 def variable_initializers(model) -> Dict[str, object]:
   """``{original variable name: Keras initialiser}`` for every model weight."""
-  from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.models import variable_names  # pylint: disable=g-import-not-at-top
   result = {}
   for layer in model.layers:
     for weight in layer.weights:
@@ -229,5 +229,5 @@ def variable_initializers(model) -> Dict[str, object]:
         init = getattr(layer, attribute, None)
         if init is not None:
           break
-      result[checkpoints.original_name(layer, weight.name)] = init
+      result[variable_names.original_name(layer, weight.name)] = init
   return result

@@ -24,7 +24,6 @@ chosen from the options' type. Shared by all:
   * only the chief writes checkpoints and TensorBoard summaries.
 """
 import dataclasses
-import json
 import os
 import re
 import time
@@ -36,7 +35,6 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_tf import checkpoints
-from deeplab_tf.evaluation import watch
 from deeplab_tf.core.progress import format_duration
 from deeplab_tf.training import tasks as tasks_lib
 from deeplab_tf.training.deeperlab_losses import DeeperLabLossSettings
@@ -52,7 +50,6 @@ from deeplab_tf.training.schedules import LearningRateSettings
 from deeplab_tf.training.total_loss import total_training_loss
 
 CHECKPOINT_NAME = 'ckpt'
-OPTIONS_FILE = 'model_options.json'
 
 
 def part_metric(part):
@@ -391,7 +388,7 @@ class Trainer:
     if self.chief and self.step >= self.settings.training_number_of_steps:
       latest = tf.train.latest_checkpoint(self.settings.train_logdir)
       if latest:
-        watch.write_training_done(self.settings.train_logdir, self.step, latest)
+        checkpoints.folders.write_training_done(self.settings.train_logdir, self.step, latest)
 
   # --- the loop -------------------------------------------------------------------
   def train(self, max_steps=None, stop_after_seconds=None, on_step=None):
@@ -410,8 +407,7 @@ class Trainer:
     s = self.settings
     os.makedirs(s.train_logdir, exist_ok=True)
     if self.chief:
-      with open(os.path.join(s.train_logdir, OPTIONS_FILE), 'w') as f:
-        json.dump(self.options.to_dict(), f, indent=1, sort_keys=True)
+      checkpoints.folders.write_options(s.train_logdir, self.options)
     if not self._initialized:
       logging.info(self.initialize())
       self._initialized = True
@@ -423,7 +419,7 @@ class Trainer:
       self._mark_done()
       return {}
     if self.chief:
-      watch.clear_training_done(s.train_logdir)
+      checkpoints.folders.clear_training_done(s.train_logdir)
     dataset = self.strategy.distribute_datasets_from_function(self.dataset_fn)
     iterator = iter(dataset)
     if self._train_fn is None:

@@ -13,41 +13,18 @@ asked for explicitly with ``exclude_scopes``.
 """
 import dataclasses
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from deeplab_tf.checkpoints import folders
 from deeplab_tf.core.errors import DeeplabError
-from deeplab_tf.models.builder import scope_of
-
-_LEAF = {'kernel': 'weights', 'depthwise_kernel': 'depthwise_weights',
-         'bias': 'biases'}
-
+from deeplab_tf.models.variable_names import model_variables
+from deeplab_tf.models.variable_names import original_name  # pylint: disable=unused-import
 
 class CheckpointMismatchError(DeeplabError, ValueError):
   """A checkpoint that does not fit the model (missing or mis-shaped variables)."""
-
-
-def original_name(layer, weight_name):
-  """TF1 variable name of a Keras weight of one of our layers."""
-  leaf = weight_name.split('/')[-1].split(':')[0]
-  if leaf == 'kernel' and isinstance(layer, keras.layers.DepthwiseConv2D):
-    leaf = 'depthwise_kernel'  # Keras 3 calls the depthwise kernel 'kernel'
-  return '%s/%s' % (scope_of(layer.name), _LEAF.get(leaf, leaf))
-
-
-def model_variables(model) -> Dict[str, tf.Variable]:
-  """{original variable name: Keras variable} for every weight of ``model``."""
-  result = {}
-  for layer in model.layers:
-    for w in layer.weights:
-      name = original_name(layer, w.name)
-      if name in result and result[name] is not w:
-        raise ValueError('Two model variables map to %s.' % name)
-      result[name] = w
-  return result
 
 
 @dataclasses.dataclass
@@ -80,27 +57,13 @@ class LoadReport:
     return '\n'.join(lines)
 
 
-def resolve_checkpoint(path):
-  """A checkpoint prefix from a prefix or a directory with a 'checkpoint' file."""
-  if os.path.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
-    if latest is None:
-      raise FileNotFoundError('No checkpoint found in directory %s (expected a '
-                              "'checkpoint' state file or *.index files)." % path)
-    return latest
-  if not tf.io.gfile.exists(path + '.index'):
-    raise FileNotFoundError('Checkpoint %s not found (no %s.index).'
-                            % (path, path))
-  return path
-
-
 def is_tf1_checkpoint(path):
   """True for a name-based (TF1 / slim / model-zoo) checkpoint.
 
   TF2 object-based checkpoints store their variables under keys ending in
   ``.ATTRIBUTES/VARIABLE_VALUE``; name-based ones use the plain scope names.
   """
-  reader = tf.train.load_checkpoint(resolve_checkpoint(path))
+  reader = tf.train.load_checkpoint(folders.find_checkpoint(path))
   keys = reader.get_variable_to_shape_map()
   return not any(k.endswith('.ATTRIBUTES/VARIABLE_VALUE') for k in keys)
 
@@ -130,7 +93,7 @@ def load_tf1_checkpoint(model, path, exclude_scopes: Sequence[str] = (),
   Returns:
     A ``LoadReport``.
   """
-  prefix = resolve_checkpoint(path)
+  prefix = folders.find_checkpoint(path)
   reader = tf.train.load_checkpoint(prefix)
   shapes = reader.get_variable_to_shape_map()
   variables = model_variables(model)
@@ -183,7 +146,7 @@ def restore_model(model, path):
   (strict). Our object-based checkpoints must provide every model variable.
   Returns a short description.
   """
-  prefix = resolve_checkpoint(path)
+  prefix = folders.find_checkpoint(path)
   if is_tf1_checkpoint(prefix):
     report = load_tf1_checkpoint(model, prefix, strict=True)
     return 'loaded %d variables from TF1 checkpoint %s' % (len(report.loaded),
