@@ -75,7 +75,7 @@ def main(argv):
   del argv
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.data import coco_panoptic  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.data.convert import coco_panoptic  # pylint: disable=g-import-not-at-top
   from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
   ids, info, categories = synthetic_annotation(
       FLAGS.height, FLAGS.width, FLAGS.segments, FLAGS.things)

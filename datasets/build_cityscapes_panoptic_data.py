@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_tf.data import convert
-from deeplab_tf.data import panoptic_convert
+from deeplab_tf.data.convert import panoptic as panoptic_convert
 from deeplab_tf.data import panoptic_records
 
 FLAGS = flags.FLAGS

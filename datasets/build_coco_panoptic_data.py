@@ -16,7 +16,7 @@ regions ignored unless --notreat_crowd_as_ignore), so records of either
 project read in the other; and ``<output_dir>/dataset.json``, the dataset
 description (class names and colours of the JSON, thing classes, label
 divisor) for --dataset= of deeplab_tf.train / eval_deeperlab.
-See deeplab_tf/data/coco_panoptic.py for every rule.
+See deeplab_tf/data/convert/coco_panoptic.py for every rule.
 
   python datasets/build_coco_panoptic_data.py --coco_root=./coco \
     --output_dir=./coco/panoptic_tfrecord
@@ -28,8 +28,8 @@ Another dataset in the COCO panoptic format: give one --splits entry and
 from absl import app
 from absl import flags
 
-from deeplab_tf.data import coco_panoptic
-from deeplab_tf.data import panoptic_convert
+from deeplab_tf.data.convert import coco_panoptic
+from deeplab_tf.data.convert import panoptic as panoptic_convert
 from deeplab_tf.data import panoptic_records
 
 FLAGS = flags.FLAGS

@@ -9,7 +9,7 @@ Input layout (--mapillary_root), as the Mapillary Vistas download unpacks:
   one found)
 
 The panoptic release is in the COCO panoptic format; it is read by the same
-rules as COCO (deeplab_tf/data/coco_panoptic.py) with these class ids: the
+rules as COCO (deeplab_tf/data/convert/coco_panoptic.py) with these class ids: the
 JSON's categories sorted by id become 0..N-1 (v1.2: 65 classes; v2.0 more),
 void is the ignore label 255, things are the categories with isthing = 1,
 panoptic ids are ``category * 1000 + instance``.
@@ -28,9 +28,9 @@ experiments/mapillary_vistas/ resizes at input time as DeeperLab does.
 from absl import app
 from absl import flags
 
-from deeplab_tf.data import coco_panoptic
+from deeplab_tf.data.convert import coco_panoptic
 from deeplab_tf.data import convert
-from deeplab_tf.data import panoptic_convert
+from deeplab_tf.data.convert import panoptic as panoptic_convert
 from deeplab_tf.data import panoptic_records
 
 FLAGS = flags.FLAGS

@@ -157,7 +157,7 @@ def run_demo(checkpoint_path, image_path, output_dir, options,
   """
   import numpy as np  # pylint: disable=g-import-not-at-top
   from deeplab_tf import visualization  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.evaluation import vis_lib  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.visualization import vis_lib  # pylint: disable=g-import-not-at-top
   if options.num_classes > 256:
     raise ValueError('%d classes do not fit the 8-bit label PNG.'
                      % options.num_classes)
@@ -267,7 +267,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
   from deeplab_tf.data import datasets_info  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.evaluation import vis_lib  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.visualization import vis_lib  # pylint: disable=g-import-not-at-top
   from deeplab_tf.export import ServingSettings  # pylint: disable=g-import-not-at-top
   try:
     crop = model_flags.parse_crop_size(FLAGS.crop_size, 'crop_size')

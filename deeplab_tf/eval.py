@@ -84,17 +84,15 @@ def eval_settings_from_flags():
 
 
 def _progress_logger(every):
-  from deeplab_tf.core.progress import format_duration  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.core import progress  # pylint: disable=g-import-not-at-top
   state = {'next': every}
 
-  def progress(done, total, seconds):
+  def log_progress(done, total, seconds):
     if done >= state['next'] or done == total:
       state['next'] = done + every
-      rate = done / seconds if seconds > 0 else 0.0
-      eta = (total - done) / rate if rate else float('nan')
-      logging.info('evaluated %d/%d images  %.2f images/s  ETA %s', done,
-                   total, rate, format_duration(eta))
-  return progress
+      logging.info('evaluated %s', progress.progress_line(
+          done, total, seconds, final=done == total))
+  return log_progress
 
 
 def evaluate_from_flags():

@@ -93,9 +93,10 @@ flags.DEFINE_boolean('save_labels', True,
 def visualize_from_flags():
   """Checks the inputs, builds the predictor and runs the checkpoint loop."""
   from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.evaluation import vis_lib  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.visualization import vis_lib  # pylint: disable=g-import-not-at-top
   from deeplab_tf.evaluation import watch  # pylint: disable=g-import-not-at-top
   from deeplab_tf.evaluation.evaluate import count_records  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.evaluation.evaluate import make_predict_fn  # pylint: disable=g-import-not-at-top
   from deeplab_tf.models import build_predictor  # pylint: disable=g-import-not-at-top
 
   if FLAGS.quantize_delay_step >= 0:
@@ -138,8 +139,7 @@ def visualize_from_flags():
       batch_size=FLAGS.vis_batch_size, is_training=False)
   predictor = build_predictor(options, eval_scales=FLAGS.eval_scales,
                               add_flipped_images=FLAGS.add_flipped_images)
-  predict_fn = vis_lib.make_predict_fn(predictor,
-                                       model_flags.crf_params_from_flags())
+  predict_fn = make_predict_fn(predictor, model_flags.crf_params_from_flags())
   total = count_records(FLAGS.dataset_dir, FLAGS.vis_split)
   logging.info('Visualising split %r of %s (%d images) into %s',
                FLAGS.vis_split, descriptor.name, total, FLAGS.vis_logdir)

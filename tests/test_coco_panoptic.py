@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab_tf.data import coco_panoptic as cp
+from deeplab_tf.data.convert import coco_panoptic as cp
 from deeplab_tf.data import colormaps
 from deeplab_tf.data import convert
 from deeplab_tf.data import datasets_info
-from deeplab_tf.data import panoptic_convert
+from deeplab_tf.data.convert import panoptic as panoptic_convert
 from deeplab_tf.data import panoptic_pipeline
 from deeplab_tf.data import panoptic_records as pr
 from deeplab_tf.data import panoptic_targets

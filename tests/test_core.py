@@ -9,6 +9,7 @@ import tensorflow as tf
 from deeplab_tf.core import errors
 from deeplab_tf.core import geometry
 from deeplab_tf.core import pixels
+from deeplab_tf.core import progress
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), 'deeplab_tf')
@@ -89,11 +90,10 @@ LAYERS = {
     'data': {'core'},
     'models': {'core'},
     'crf': {'core'},
-    'visualization': {'core', 'data'},
     'checkpoints': {'core', 'models'},
+    'visualization': {'core', 'data', 'checkpoints'},
     'training': {'core', 'data', 'models', 'checkpoints', 'visualization'},
-    'evaluation': {'core', 'data', 'models', 'crf', 'checkpoints',
-                   'visualization'},
+    'evaluation': {'core', 'data', 'models', 'crf', 'checkpoints'},
     'export': {'core', 'data', 'models', 'crf', 'checkpoints', 'evaluation'},
     'conformance': {'core', 'data', 'models', 'checkpoints', 'training'},
 }
@@ -129,3 +129,36 @@ def test_no_layer_imports_one_above_it():
         wrong.append('%s imports %s' % (os.path.relpath(path, PACKAGE),
                                         imported))
   assert not wrong, '\n'.join(sorted(wrong))
+
+
+def test_progress_line():
+  assert progress.progress_line(12, 60, 4.0) == (
+      '12/60 images (3.00 images/s), ETA 0:00:16')
+  assert progress.progress_line(0, 60, 0.0) == (
+      '0/60 images (0.00 images/s), ETA ?')
+  assert progress.progress_line(5, None, 2.0) == '5 images (2.50 images/s)'
+  assert progress.progress_line(60, 60, 20.0, final=True) == (
+      '60/60 images (3.00 images/s) in 0:00:20')
+  assert progress.progress_line(3, 10, 1.5, unit='steps') == (
+      '3/10 steps (2.00 steps/s), ETA 0:00:04')
+  assert progress.eta_seconds(10, 0.0) is None
+  assert progress.eta_seconds(-3, 2.0) == 0
+  assert progress.format_duration(float('nan')) == '?'
+  assert progress.format_duration(3725.4) == '1:02:05'
+
+
+def test_progress_log_throttles_by_clock():
+  now = [100.0]
+  lines = []
+  log = progress.ProgressLog(lines.append, total=8, every_secs=5.0,
+                             prefix='x: ', clock=lambda: now[0])
+  now[0] = 102.0
+  assert not log.update(2)             # 2 s < 5 s: nothing
+  now[0] = 105.0
+  assert log.update(4, ', shard 1/2')   # 5 s: a line
+  now[0] = 107.0
+  assert not log.update(5)             # 2 s since the last line
+  now[0] = 108.0
+  log.finish(8)
+  assert lines == ['x: 4/8 images (0.80 images/s), ETA 0:00:05, shard 1/2',
+                   'x: 8/8 images (1.00 images/s) in 0:00:08']

@@ -13,7 +13,7 @@ from deeplab_tf.models import ModelOptions, OptionsError
 from deeplab_tf.models import build_model, build_predictor
 from deeplab_tf.models import deeplab
 from deeplab_tf.models import deeplab_v1
-from deeplab_tf.models import vgg_weights
+from deeplab_tf.checkpoints import vgg16_imagenet
 from deeplab_tf.models.backbones import vgg16
 from deeplab_tf.training.gradient_multipliers import get_gradient_multipliers
 from deeplab_tf.training.gradient_multipliers import GradientMultiplierSettings
@@ -324,16 +324,16 @@ def vgg_arrays():
   rng = np.random.default_rng(7)
   return {name: (rng.standard_normal(shape).astype(np.float32),
                  rng.standard_normal(shape[-1]).astype(np.float32))
-          for name, shape in vgg_weights.CONV_SHAPES.items()}
+          for name, shape in vgg16_imagenet.CONV_SHAPES.items()}
 
 
 def _write_keras_h5(path, arrays):
   """The legacy keras.applications layout: a group per layer, weight_names."""
   with h5py.File(path, 'w') as f:
-    names = [vgg_weights.KERAS_NAMES[n] for n in arrays]
+    names = [vgg16_imagenet.KERAS_NAMES[n] for n in arrays]
     f.attrs['layer_names'] = [n.encode() for n in names]
     for name, (kernel, bias) in arrays.items():
-      keras_name = vgg_weights.KERAS_NAMES[name]
+      keras_name = vgg16_imagenet.KERAS_NAMES[name]
       g = f.create_group(keras_name)
       weight_names = ['%s/kernel:0' % keras_name, '%s/bias:0' % keras_name]
       g.attrs['weight_names'] = [n.encode() for n in weight_names]
@@ -345,7 +345,7 @@ def test_keras_h5_weights_land_in_the_caffe_named_layers(tmp_path, vgg_arrays):
   path = str(tmp_path / 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5')
   _write_keras_h5(path, vgg_arrays)
   model = build_model(vgg_options(V1, crop=None))
-  report = vgg_weights.load_vgg16_weights(model, path)
+  report = vgg16_imagenet.load_vgg16_weights(model, path)
   assert len(report.loaded) == 13
   assert report.not_loaded == ['fc6', 'fc7', 'logits.semantic']  # notop file
   kernel, bias = vgg_arrays['conv1_1']
@@ -357,7 +357,7 @@ def test_keras_h5_weights_land_in_the_caffe_named_layers(tmp_path, vgg_arrays):
     np.testing.assert_array_equal(got[0], vgg_arrays[name][0])
     np.testing.assert_array_equal(got[1], vgg_arrays[name][1])
   rgb = build_model(vgg_options(V1, crop=None))
-  vgg_weights.load_vgg16_weights(rgb, path, input_channels='rgb')
+  vgg16_imagenet.load_vgg16_weights(rgb, path, input_channels='rgb')
   np.testing.assert_array_equal(rgb.get_layer('conv1_1').get_weights()[0], kernel)
 
 
@@ -374,7 +374,7 @@ def test_caffe_npz_with_subsampled_fc_into_every_aspp_branch(tmp_path, vgg_array
   path = str(tmp_path / 'vgg16_deeplab_init.npz')
   np.savez(path, **data)
   model = build_model(vgg_options(V2, crop=None, atrous_rates=(6, 12)))
-  report = vgg_weights.load_vgg16_weights(model, path)
+  report = vgg16_imagenet.load_vgg16_weights(model, path)
   assert report.not_loaded == ['logits.semantic', 'logits.semantic_1']
   np.testing.assert_array_equal(model.get_layer('conv1_1').get_weights()[0],
                                 vgg_arrays['conv1_1'][0][:, :, ::-1, :])
@@ -387,7 +387,7 @@ def test_caffe_npz_with_subsampled_fc_into_every_aspp_branch(tmp_path, vgg_array
     k7, _ = model.get_layer('fc7' + suffix).get_weights()
     np.testing.assert_array_equal(k7[0, 0], fc7.T)
   # The same weights as a TF1 checkpoint for --tf_initial_checkpoint.
-  prefix = vgg_weights.write_initial_checkpoint(
+  prefix = vgg16_imagenet.write_initial_checkpoint(
       path, str(tmp_path / 'init' / 'model.ckpt'), branches=2)
   fresh = build_model(vgg_options(V2, crop=None, atrous_rates=(6, 12)))
   loaded = checkpoints.load_tf1_checkpoint(fresh, str(tmp_path / 'init'),
@@ -406,7 +406,7 @@ def test_full_fc_layers_are_decimated_and_thinned():
   rng = np.random.default_rng(0)
   fc6 = (rng.standard_normal((7, 7, 2, 16)), rng.standard_normal(16))
   fc7 = (rng.standard_normal((1, 1, 16, 12)), rng.standard_normal(12))
-  (k6, b6), (k7, b7), kept6, kept7 = vgg_weights.subsample_fc(fc6, fc7, filters=4,
+  (k6, b6), (k7, b7), kept6, kept7 = vgg16_imagenet.subsample_fc(fc6, fc7, filters=4,
                                                               seed=5)
   assert k6.shape == (3, 3, 2, 4) and k7.shape == (1, 1, 4, 4)
   assert list(kept6) == sorted(set(kept6)) and len(kept7) == 4
@@ -417,9 +417,9 @@ def test_full_fc_layers_are_decimated_and_thinned():
   # fc7's inputs are the filters fc6 kept.
   np.testing.assert_array_equal(k7[0, 0], fc7[0][0, 0][np.ix_(kept6, kept7)])
   np.testing.assert_array_equal(b7, fc7[1][kept7])
-  again = vgg_weights.subsample_fc(fc6, fc7, filters=4, seed=5)
+  again = vgg16_imagenet.subsample_fc(fc6, fc7, filters=4, seed=5)
   np.testing.assert_array_equal(again[2], kept6)
-  assert not np.array_equal(vgg_weights.subsample_fc(fc6, fc7, filters=4,
+  assert not np.array_equal(vgg16_imagenet.subsample_fc(fc6, fc7, filters=4,
                                                      seed=6)[2], kept6)
 
 
@@ -428,16 +428,16 @@ def test_caffe_layouts_to_hwio():
   hwio = rng.standard_normal((2, 3, 4, 5))
   oihw = hwio.transpose(3, 2, 0, 1)
   np.testing.assert_array_equal(
-      vgg_weights.caffe_kernel_to_hwio(oihw, [(2, 3, 4, 5)]), hwio)
+      vgg16_imagenet.caffe_kernel_to_hwio(oihw, [(2, 3, 4, 5)]), hwio)
   np.testing.assert_array_equal(
-      vgg_weights.caffe_kernel_to_hwio(hwio, [(2, 3, 4, 5)]), hwio)
+      vgg16_imagenet.caffe_kernel_to_hwio(hwio, [(2, 3, 4, 5)]), hwio)
   # InnerProduct: input flattened as C, H, W.
   inner = oihw.reshape(5, 4 * 2 * 3)
   np.testing.assert_array_equal(
-      vgg_weights.caffe_kernel_to_hwio(inner, [(2, 3, 4, 5)]), hwio)
+      vgg16_imagenet.caffe_kernel_to_hwio(inner, [(2, 3, 4, 5)]), hwio)
   assert inner[1, 2 * 6 + 1 * 3 + 2] == hwio[1, 2, 2, 1]
-  with pytest.raises(vgg_weights.VggWeightsError, match='shape \\(7, 7\\)'):
-    vgg_weights.caffe_kernel_to_hwio(np.zeros((7, 7)), [(2, 3, 4, 5)])
+  with pytest.raises(vgg16_imagenet.VggWeightsError, match='shape \\(7, 7\\)'):
+    vgg16_imagenet.caffe_kernel_to_hwio(np.zeros((7, 7)), [(2, 3, 4, 5)])
 
 
 def test_weight_file_errors(tmp_path, vgg_arrays):
@@ -446,10 +446,10 @@ def test_weight_file_errors(tmp_path, vgg_arrays):
   np.savez(path, **{k + '/weights': w for k, (w, _) in partial.items()},
            **{k + '/biases': b for k, (_, b) in partial.items()})
   model = build_model(vgg_options(V1, crop=None))
-  with pytest.raises(vgg_weights.VggWeightsError, match="has no 'conv3_2'"):
-    vgg_weights.load_vgg16_weights(model, path)
+  with pytest.raises(vgg16_imagenet.VggWeightsError, match="has no 'conv3_2'"):
+    vgg16_imagenet.load_vgg16_weights(model, path)
   raw = dict(vgg_arrays, fc6=(np.zeros((3, 3, 512, 1024)), np.zeros(1024)))
-  with pytest.raises(vgg_weights.VggWeightsError, match='fc6 without fc7'):
-    vgg_weights.deeplab_weights(raw)
-  with pytest.raises(vgg_weights.VggWeightsError, match='keras .h5'):
-    vgg_weights.read_weights(str(tmp_path / 'weights.caffemodel'))
+  with pytest.raises(vgg16_imagenet.VggWeightsError, match='fc6 without fc7'):
+    vgg16_imagenet.deeplab_weights(raw)
+  with pytest.raises(vgg16_imagenet.VggWeightsError, match='keras .h5'):
+    vgg16_imagenet.read_weights(str(tmp_path / 'weights.caffemodel'))

@@ -11,7 +11,7 @@ softmax output with the fully connected CRF of Krähenbühl & Koltun (NIPS
 (the papers' w1, sigma_alpha, sigma_beta, w2, sigma_gamma), p a pixel's
 (x, y) position and I its RGB colour. Both papers fix w2 and sigma_gamma
 (v1: w2 = 3, sigma_gamma = 3) and pick w1, sigma_alpha and sigma_beta by
-cross-validation on a subset of val (see deeplab_tf/crf_search.py); the
+cross-validation on a subset of val (see deeplab_tf/crf/search.py); the
 released configurations carry the chosen values, collected in ``PRESETS``.
 """
 import dataclasses

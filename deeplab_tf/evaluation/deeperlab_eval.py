@@ -30,7 +30,7 @@ from deeplab_tf.evaluation import deeperlab_inference as inference_lib
 from deeplab_tf.evaluation import metrics as metrics_lib
 from deeplab_tf.evaluation.panoptic_quality import PanopticQuality
 from deeplab_tf.evaluation.parsing_covering import ParsingCovering
-from deeplab_tf.core.progress import format_duration
+from deeplab_tf.core import progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,11 +244,8 @@ class DeeperLabEvaluator:
                    instance[position])
       now = time.time()
       if now - last_log >= log_every_secs:
-        rate = self.num_images / max(now - start, 1e-9)
-        eta = ('ETA %s' % format_duration((total_images - self.num_images) /
-                                          rate)) if total_images else ''
-        logging.info('panoptic eval: %d images, %.2f images/s %s',
-                     self.num_images, rate, eta)
+        logging.info('panoptic eval: %s', progress.progress_line(
+            self.num_images, total_images, now - start))
         last_log = now
       if max_images is not None and self.num_images >= max_images:
         break

@@ -137,6 +137,15 @@ def predict_labels_fn(predictor, crf_params=None):
   return predict
 
 
+def make_predict_fn(predictor, crf_params=None):
+  """images [B, H, W, 3] float32 -> int labels [B, H, W] (a tf.function).
+
+  With ``crf_params`` the probabilities go through the dense CRF first.
+  """
+  return tf.function(predict_labels_fn(predictor, crf_params),
+                     reduce_retracing=True)
+
+
 def count_records(record_dir, split):
   """Number of records of a split (reads the shards once; no decoding)."""
   files = pipeline.list_shards(record_dir, split)

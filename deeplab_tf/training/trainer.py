@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_tf import checkpoints
-from deeplab_tf.core.progress import format_duration
+from deeplab_tf.core import progress
 from deeplab_tf.training import tasks as tasks_lib
 from deeplab_tf.training.deeperlab_losses import DeeperLabLossSettings
 from deeplab_tf.training.gradient_multipliers import get_gradient_multipliers
@@ -458,14 +458,14 @@ class Trainer:
         elapsed = now - window_start
         steps_per_sec = window_steps / elapsed if elapsed > 0 else 0.0
         metrics = self._metrics(values, steps_per_sec)
-        eta = (target - step) / steps_per_sec if steps_per_sec else float('nan')
+        eta = progress.eta_seconds(target - step, steps_per_sec)
         logging.info(
             'step %d/%d  loss %.4f (ce %.4f, l2 %.4f)  lr %.3g  %.2f steps/s  '
             '%.1f images/s  pixel acc %.3f  ETA %s%s', step, target,
             metrics['total_loss'], metrics['task_loss'],
             metrics['regularization_loss'], metrics['learning_rate'],
             steps_per_sec, metrics['images_per_sec'], metrics['pixel_accuracy'],
-            format_duration(eta), self._parts_text(metrics))
+            progress.format_duration(eta), self._parts_text(metrics))
         window_start, window_steps = now, 0
         if now - last_summary >= s.save_summaries_secs or step == target or (
             step - start_step <= s.log_steps):

@@ -19,7 +19,7 @@ Pooling follows Caffe exactly (``caffe_max_pool``): output size
 Input: the model takes RGB pixels 0..255, as every model here. The Caffe net
 takes BGR with the mean (104.008, 116.669, 122.675) subtracted (``mean_value``
 of the released DeepLab prototxts); the first layer here subtracts the same
-mean in RGB order, and ``deeplab_tf.models.vgg_weights`` flips the input
+mean in RGB order, and ``deeplab_tf.checkpoints.vgg16_imagenet`` flips the input
 channels of conv1_1 from BGR to RGB when it loads Caffe or Keras ImageNet
 weights, so the two compute the same function.
 

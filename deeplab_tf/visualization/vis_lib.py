@@ -23,7 +23,6 @@ resized image; we undo any resize, for every batch size.
 """
 import dataclasses
 import os
-import time
 from typing import Callable, Iterator, Optional, Tuple
 
 import cv2
@@ -316,26 +315,6 @@ def batch_samples(batch, predictions,
 # The loop.
 # ---------------------------------------------------------------------------
 
-def make_predict_fn(predictor, crf_params=None):
-  """images [B, H, W, 3] float32 -> int labels [B, H, W] (a tf.function).
-
-  With ``crf_params`` the probabilities go through the dense CRF first.
-  """
-  from deeplab_tf.evaluation.evaluate import predict_labels_fn  # pylint: disable=g-import-not-at-top
-  return tf.function(predict_labels_fn(predictor, crf_params),
-                     reduce_retracing=True)
-
-
-def progress_line(done, total, elapsed):
-  """``12/60 images (3.00 images/s), ETA 0:00:16``; no ETA without a total."""
-  rate = done / elapsed if elapsed > 0 else 0.0
-  if not total:
-    return '%d images (%.2f images/s)' % (done, rate)
-  eta = max(total - done, 0) / rate if rate > 0 else None
-  return '%d/%d images (%.2f images/s), ETA %s' % (
-      done, total, rate, progress.format_duration(eta))
-
-
 def visualize_dataset(predict_fn: Callable, dataset, settings: VisSettings,
                       total: Optional[int] = None,
                       log: Optional[Callable[[str], None]] = None,
@@ -352,7 +331,8 @@ def visualize_dataset(predict_fn: Callable, dataset, settings: VisSettings,
       one.
   """
   prepare_output_dirs(settings)
-  start = last = time.time()
+  line = progress.ProgressLog(log or (lambda text: None), total,
+                              every_secs=progress_secs, prefix='visualised ')
   index = 0
   for batch in dataset:
     if 'original_image' not in batch:
@@ -363,33 +343,26 @@ def visualize_dataset(predict_fn: Callable, dataset, settings: VisSettings,
     for sample in batch_samples(batch, predictions, settings):
       save_sample(index, sample, settings)
       index += 1
-    now = time.time()
-    if log and now - last >= progress_secs:
-      log('visualised ' + progress_line(index, total, now - start))
-      last = now
-  if log:
-    seconds = time.time() - start
-    log('visualised %d images in %s (%.2f images/s) into %s'
-        % (index, progress.format_duration(seconds),
-           index / seconds if seconds > 0 else float('nan'),
-           settings.vis_logdir))
+    line.update(index)
+  line.finish(index, ' into %s' % settings.vis_logdir)
   return index
 
 
 def visualize_checkpoint(predictor, checkpoint, dataset, settings: VisSettings,
-                         predict_fn: Optional[Callable] = None,
+                         predict_fn: Callable,
                          total: Optional[int] = None,
                          log: Optional[Callable[[str], None]] = None,
                          progress_secs: float = 10.0) -> int:
   """Restores ``checkpoint`` into ``predictor`` and visualises ``dataset``.
 
-  ``predict_fn`` may be given to reuse one traced function across
-  checkpoints (the variables change, the graph does not).
+  ``predict_fn`` (images -> labels, ``evaluation.evaluate.make_predict_fn``)
+  is traced once and reused across checkpoints: the variables change, the
+  graph does not.
   """
   message = checkpoints.restore_model(predictor, checkpoint)
   if log:
     log(message)
-  return visualize_dataset(predict_fn or make_predict_fn(predictor), dataset,
+  return visualize_dataset(predict_fn, dataset,
                            settings, total=total, log=log,
                            progress_secs=progress_secs)
 

@@ -32,9 +32,10 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf.data import convert
 from deeplab_tf.data import datasets_info
-from deeplab_tf.data import panoptic_convert
+from deeplab_tf.data.convert import panoptic as panoptic_convert
+from deeplab_tf.data.convert import shards
+from deeplab_tf.data.convert.shards import ConversionError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,23 +178,23 @@ def load_panoptic_json(path):
     with tf.io.gfile.GFile(path, 'r') as f:
       data = json.load(f)
   except (tf.errors.NotFoundError, OSError):
-    raise convert.ConversionError(path, 'panoptic JSON not found') from None
+    raise ConversionError(path, 'panoptic JSON not found') from None
   except json.JSONDecodeError as e:
-    raise convert.ConversionError(path, 'not valid JSON: %s' % e) from None
+    raise ConversionError(path, 'not valid JSON: %s' % e) from None
   missing = [k for k in ('images', 'annotations', 'categories')
              if k not in data]
   if missing:
-    raise convert.ConversionError(path, 'not a COCO-format panoptic JSON: '
+    raise ConversionError(path, 'not a COCO-format panoptic JSON: '
                                   'missing %s' % ', '.join(missing))
   return data
 
 
 def _read_segment_png(path):
-  data = convert.read_file_bytes(path, 'panoptic PNG')
+  data = shards.read_file_bytes(path, 'panoptic PNG')
   try:
     rgb = tf.io.decode_png(data, channels=3).numpy()
   except tf.errors.OpError:
-    raise convert.ConversionError(path, 'cannot decode the panoptic PNG '
+    raise ConversionError(path, 'cannot decode the panoptic PNG '
                                   '(RGB PNG expected)') from None
   return rgb_to_segment_ids(rgb)
 
@@ -230,7 +231,7 @@ def json_samples(data, image_dir, png_dir, mapping: CategoryMapping,
 def _loader(image_path, annotation, png_dir, mapping, settings):
   def load():
     if annotation is None:
-      raise convert.ConversionError(image_path, 'no entry in the panoptic '
+      raise ConversionError(image_path, 'no entry in the panoptic '
                                     'JSON\'s annotations')
     png = os.path.join(png_dir, annotation['file_name'])
     ids = _read_segment_png(png)
@@ -240,7 +241,7 @@ def _loader(image_path, annotation, png_dir, mapping, settings):
                               settings.treat_crowd_as_ignore,
                               settings.check_area)
     except (ValueError, KeyError) as e:
-      raise convert.ConversionError(png, str(e)) from None
+      raise ConversionError(png, str(e)) from None
   return load
 
 
@@ -255,7 +256,7 @@ def _check_descriptor(path, mapping, label_divisor):
   if (old.num_classes, old.thing_classes, old.panoptic_label_divisor,
       old.ignore_label) != (mapping.num_classes, mapping.thing_classes,
                             label_divisor, mapping.ignore_label):
-    raise convert.ConversionError(
+    raise ConversionError(
         path, 'describes other classes (%d, things %s, divisor %s, ignore %d) '
         'than these annotations (%d, things %s, divisor %d, ignore %d); remove '
         'it or use another output_dir'
@@ -307,17 +308,17 @@ def convert_json_split(split: JsonSplit, dataset: JsonDatasetSettings,
 
   ``settings.split_name`` and ``num_classes`` are taken from ``split`` and
   the JSON's categories. Returns (PanopticConvertSummary, DatasetDescriptor).
-  Raises convert.ConversionError naming the file at fault.
+  Raises ConversionError naming the file at fault.
   """
   data = load_panoptic_json(split.json_path)
   try:
     mapping = category_mapping(data['categories'], dataset.first_class_id,
                                dataset.ignore_label)
   except ValueError as e:
-    raise convert.ConversionError(split.json_path, str(e)) from None
+    raise ConversionError(split.json_path, str(e)) from None
   for folder in (split.image_dir, split.png_dir):
     if not tf.io.gfile.isdir(folder):
-      raise convert.ConversionError(folder, 'folder not found (split %r)'
+      raise ConversionError(folder, 'folder not found (split %r)'
                                     % split.split_name)
   descriptor_path = os.path.join(settings.output_dir, DESCRIPTOR_NAME)
   _check_descriptor(descriptor_path, mapping, dataset.json.label_divisor)
@@ -330,7 +331,7 @@ def convert_json_split(split: JsonSplit, dataset: JsonDatasetSettings,
           label_divisor=dataset.json.label_divisor,
           ignore_label=dataset.ignore_label))
   if not summary.num_written:
-    raise convert.ConversionError(split.json_path, 'no image of split %r '
+    raise ConversionError(split.json_path, 'no image of split %r '
                                   'could be converted' % split.split_name)
   descriptor = write_descriptor(descriptor_path, dataset.name, mapping,
                                 {split.split_name: summary.num_written},
@@ -363,7 +364,7 @@ MAPILLARY_IGNORE_LABEL = 255
 def mapillary_split(root, split, version='auto'):
   """JsonSplit of a Mapillary split: ``<root>/<folder>/[v2.0/]panoptic/*.json``."""
   if split not in MAPILLARY_SPLIT_FOLDERS:
-    raise convert.ConversionError(
+    raise ConversionError(
         None, 'unsupported split %r: expected %s'
         % (split, ' or '.join(MAPILLARY_SPLIT_FOLDERS)))
   folder = os.path.join(root, MAPILLARY_SPLIT_FOLDERS[split])
@@ -375,13 +376,13 @@ def mapillary_split(root, split, version='auto'):
     found = sorted(glob.glob(pattern))
     tried.append(pattern)
     if len(found) > 1:
-      raise convert.ConversionError(panoptic_dir, 'several panoptic JSONs (%s)'
+      raise ConversionError(panoptic_dir, 'several panoptic JSONs (%s)'
                                     % ', '.join(map(os.path.basename, found)))
     if found:
       return JsonSplit(
           split_name=split, json_path=found[0],
           image_dir=os.path.join(folder, 'images'), png_dir=panoptic_dir)
-  raise convert.ConversionError(' or '.join(tried), 'no panoptic JSON found')
+  raise ConversionError(' or '.join(tried), 'no panoptic JSON found')
 
 
 def run_splits(splits: Sequence[JsonSplit], dataset: JsonDatasetSettings,
@@ -394,7 +395,7 @@ def run_splits(splits: Sequence[JsonSplit], dataset: JsonDatasetSettings,
   for split in splits:
     try:
       summary, descriptor = convert_json_split(split, dataset, settings)
-    except convert.ConversionError as e:
+    except ConversionError as e:
       err.write('ERROR: %s\n' % e)
       return 1
     summary.report(out, err)

@@ -41,7 +41,7 @@ initialisation of a 3x3 fc6). Nothing initialises fc8 (``logits/...``) or the
 MSc MLPs: they start from scratch, as in the papers.
 
 Usage (a TF1 checkpoint for ``--tf_initial_checkpoint``):
-  python -m deeplab_tf.models.vgg_weights --weights=vgg16_weights.h5 \
+  python -m deeplab_tf.checkpoints.vgg16_imagenet --weights=vgg16_weights.h5 \
       --output=workspace/checkpoints/vgg16_imagenet_deeplab/model.ckpt \
       --branches=4
 """

@@ -1,10 +1,9 @@
 """Raw panoptic annotations -> panoptic TFRecord shards (``panoptic_records``).
 
-The panoptic counterpart of ``convert.write_split``, with its guarantees:
-shards named and filled as the original scripts (``ceil(N / num_shards)``
-samples per shard, in order), written under hidden temporary names and
-renamed only when the whole split succeeded, every sample validated with an
-error naming the file (``convert.ConversionError``), ``skip_bad`` to skip and
+The panoptic counterpart of ``semantic.write_split``, through the same
+``shards.ShardWriter`` (the original's shard names and order, hidden temporary
+names renamed only when the whole split succeeded), every sample validated with an
+error naming the file (``ConversionError``), ``skip_bad`` to skip and
 list bad samples instead, and a progress line with images/s and ETA.
 
 A converter gives ``PanopticSample(image_path, filename, load_maps)``:
@@ -21,10 +20,10 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf.data import convert
+from deeplab_tf.core import progress
 from deeplab_tf.data import panoptic_records
-from deeplab_tf.data import records
-from deeplab_tf.core.progress import format_duration
+from deeplab_tf.data.convert import shards
+from deeplab_tf.data.convert.shards import ConversionError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,11 +71,11 @@ class PanopticConvertSummary:
 
 
 def _image_bytes(path):
-  data = convert.read_file_bytes(path, 'image')
+  data = shards.read_file_bytes(path, 'image')
   try:
     shape = tf.io.decode_image(data, channels=3, expand_animations=False).shape
   except tf.errors.OpError:
-    raise convert.ConversionError(path, 'cannot decode the image (not a '
+    raise ConversionError(path, 'cannot decode the image (not a '
                                   'JPEG/PNG, or truncated)') from None
   image_format = 'png' if data.startswith(b'\x89PNG') else 'jpeg'
   return data, int(shape[0]), int(shape[1]), image_format
@@ -87,20 +86,20 @@ def _example(sample, settings):
   data, height, width, image_format = _image_bytes(sample.image_path)
   try:
     category, instance = sample.load_maps()
-  except convert.ConversionError:
+  except ConversionError:
     raise
   except (ValueError, OSError, KeyError) as e:
-    raise convert.ConversionError(sample.image_path,
+    raise ConversionError(sample.image_path,
                                   'cannot read its annotation: %s' % e) from None
   category = np.asarray(category)
   if category.shape != (height, width):
-    raise convert.ConversionError(
+    raise ConversionError(
         sample.image_path, 'annotation is %s, the image %dx%d'
         % ('x'.join(map(str, category.shape)), height, width))
   bad = np.unique(category[(category >= settings.num_classes) &
                            (category != settings.ignore_label)])
   if bad.size:
-    raise convert.ConversionError(
+    raise ConversionError(
         sample.image_path, 'category ids %s outside 0..%d and not the ignore '
         'label %d' % (bad.tolist()[:8], settings.num_classes - 1,
                       settings.ignore_label))
@@ -108,13 +107,13 @@ def _example(sample, settings):
     panoptic = panoptic_records.encode_panoptic(category, instance,
                                                 settings.label_divisor)
   except ValueError as e:
-    raise convert.ConversionError(sample.image_path, str(e)) from None
+    raise ConversionError(sample.image_path, str(e)) from None
   try:
     example = panoptic_records.panoptic_to_example(
         data, sample.filename, height, width, panoptic,
         image_format=image_format, label_format=settings.label_format)
   except ValueError as e:
-    raise convert.ConversionError(sample.image_path, str(e)) from None
+    raise ConversionError(sample.image_path, str(e)) from None
   return example.SerializeToString(), int(np.unique(panoptic).size)
 
 
@@ -123,51 +122,37 @@ def write_panoptic_split(samples: Sequence[PanopticSample],
                          ) -> PanopticConvertSummary:
   """Writes the split's shards; see the module docstring."""
   if not samples:
-    raise convert.ConversionError(None, 'split %r has no samples'
+    raise ConversionError(None, 'split %r has no samples'
                                   % settings.split_name)
   if settings.label_format not in panoptic_records.LABEL_FORMATS:
-    raise convert.ConversionError(None, 'label_format must be one of %s; got '
+    raise ConversionError(None, 'label_format must be one of %s; got '
                                   '%r' % (', '.join(
                                       panoptic_records.LABEL_FORMATS),
                                           settings.label_format))
   if settings.max_images:
     samples = samples[:settings.max_images]
-  tf.io.gfile.makedirs(settings.output_dir)
   start = time.time()
-  finals, temps, skipped = [], [], []
+  skipped = []
   written = segments = 0
-  try:
-    for shard, (lo, hi) in enumerate(convert.shard_assignment(
-        len(samples), settings.num_shards)):
-      final = records.shard_filename(settings.output_dir, settings.split_name,
-                                     shard, settings.num_shards)
-      temp = convert._temp_name(final)  # pylint: disable=protected-access
-      finals.append(final)
-      temps.append(temp)
-      with tf.io.TFRecordWriter(temp) as writer:
-        for index in range(lo, hi):
-          try:
-            serialized, count = _example(samples[index], settings)
-          except convert.ConversionError as e:
-            if not settings.skip_bad:
-              raise
-            skipped.append('#%d %s' % (index, e))
-            continue
-          writer.write(serialized)
-          written += 1
-          segments += count
-          done = index + 1
-          if done % settings.log_every == 0 or done == len(samples):
-            rate = done / max(time.time() - start, 1e-9)
-            logging.info('%s: %d/%d images, %.1f images/s, ETA %s',
-                         settings.split_name, done, len(samples), rate,
-                         format_duration((len(samples) - done) / rate))
-  except BaseException:
-    for temp in temps:
-      if tf.io.gfile.exists(temp):
-        tf.io.gfile.remove(temp)
-    raise
-  for temp, final in zip(temps, finals):
-    tf.io.gfile.rename(temp, final, overwrite=True)
+  with shards.ShardWriter(settings.output_dir, settings.split_name,
+                          settings.num_shards, len(samples)) as out:
+    for index, sample in enumerate(samples):
+      try:
+        serialized, count = _example(sample, settings)
+      except ConversionError as e:
+        if not settings.skip_bad:
+          raise
+        out.skip(index)
+        skipped.append('#%d %s' % (index, e))
+        continue
+      out.write(index, serialized)
+      written += 1
+      segments += count
+      done = index + 1
+      if done % settings.log_every == 0 or done == len(samples):
+        logging.info('%s: %s', settings.split_name, progress.progress_line(
+            done, len(samples), time.time() - start,
+            final=done == len(samples)))
+    finals = out.commit()
   return PanopticConvertSummary(settings.split_name, written, skipped, finals,
                                 time.time() - start, segments)

@@ -30,46 +30,34 @@ temporary names (which the ``<split>-*`` reader pattern does not match) and
 renamed only once the whole split succeeded. With ``skip_bad`` the pair is
 skipped, counted, and listed in the summary.
 
-Also here, so the scripts and the tests share them: the list-file reader, the
-``--label_remap`` parser, palette PNG -> index array (``remove_gt_colormap``),
-the Cityscapes id -> trainId table and polygon rasteriser, and the SBD
-``.mat`` reader.
+Also here, so the scripts and the tests share them: the list-file reader and
+the ``--label_remap`` parser. The shard protocol itself is ``shards.py``.
 """
 import collections
 import concurrent.futures
 import dataclasses
-import json
-import math
 import os
 import re
 import struct
 import sys
 import time
-import zlib
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf.core.errors import DeeplabError
+from deeplab_tf.core import progress
 from deeplab_tf.data import records
-from deeplab_tf.core.progress import format_duration
+from deeplab_tf.data.convert import shards
+from deeplab_tf.data.convert.shards import ConversionError
+from deeplab_tf.data.convert.shards import tf_error_text
 
 _JPEG_MAGIC = b'\xff\xd8\xff'
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 # PNG colour types (IHDR byte 9) -> (channels, name).
 _PNG_COLOUR_TYPES = {0: (1, 'grey'), 2: (3, 'RGB'), 3: (3, 'palette'),
                      4: (2, 'grey+alpha'), 6: (4, 'RGBA')}
-
-
-class ConversionError(DeeplabError):
-  """A bad input: ``path`` is the offending file (or list), ``reason`` says why."""
-
-  def __init__(self, path, reason):
-    self.path = path
-    self.reason = reason
-    super().__init__('%s: %s' % (path, reason) if path else reason)
 
 
 class Sample(collections.namedtuple('Sample',
@@ -185,37 +173,11 @@ class _Done:
   label_reencoded: bool
 
 
-def _tf_error_text(err):
-  text = getattr(err, 'message', None) or str(err)
-  text = re.sub(r'\{\{function_node [^}]*\}\}\s*', '', text)
-  text = re.sub(r'\s*\[Op:\w+\]\s*$', '', text)
-  return text.strip().splitlines()[0] if text.strip() else type(err).__name__
-
-
 def _read_bytes(path, what):
   try:
-    if not tf.io.gfile.exists(path):
-      raise _Bad(path, '%s file not found' % what)
-    if tf.io.gfile.isdir(path):
-      raise _Bad(path, '%s path is a directory, not a file' % what)
-    with tf.io.gfile.GFile(path, 'rb') as f:
-      data = f.read()
-  except _Bad:
-    raise
-  except (OSError, tf.errors.OpError) as e:
-    raise _Bad(path, 'cannot read %s file: %s' % (
-        what, getattr(e, 'strerror', None) or _tf_error_text(e))) from None
-  if not data:
-    raise _Bad(path, '%s file is empty (0 bytes)' % what)
-  return data
-
-
-def read_file_bytes(path, what):
-  """A file's bytes; ConversionError naming it if absent, a folder, unreadable or empty."""
-  try:
-    return _read_bytes(path, what)
-  except _Bad as e:
-    raise ConversionError(e.path, e.reason) from None
+    return shards.read_file_bytes(path, what)
+  except ConversionError as e:
+    raise _Bad(e.path, e.reason) from None
 
 
 def _sniff(data):
@@ -256,7 +218,7 @@ def _check_image(path, data):
       channels = int(tf.io.extract_jpeg_shape(data)[2])
     except tf.errors.OpError as e:
       raise _Bad(path, 'cannot decode JPEG image (corrupt or truncated?): '
-                 'bad header: %s' % _tf_error_text(e)) from None
+                 'bad header: %s' % tf_error_text(e)) from None
     kind = {1: 'grey', 3: 'RGB', 4: 'CMYK'}.get(channels, '%d-channel' % channels)
   try:
     if fmt == 'jpeg':
@@ -265,7 +227,7 @@ def _check_image(path, data):
       image = tf.io.decode_png(data, channels=3)
   except tf.errors.OpError as e:
     raise _Bad(path, 'cannot decode %s image (corrupt or truncated?): %s' % (
-        fmt.upper(), _tf_error_text(e))) from None
+        fmt.upper(), tf_error_text(e))) from None
   height, width = int(image.shape[0]), int(image.shape[1])
   if height == 0 or width == 0:
     raise _Bad(path, 'image has zero size %dx%d' % (height, width))
@@ -298,7 +260,7 @@ def _decode_label_png(path, data):
         dtype=tf.uint16 if bit_depth == 16 else tf.uint8).numpy()[..., 0]
   except tf.errors.OpError as e:
     raise _Bad(path, 'cannot decode PNG label (corrupt or truncated?): %s' %
-               _tf_error_text(e)) from None
+               tf_error_text(e)) from None
   if bit_depth < 8:
     # libpng scales 1/2/4-bit grey to 0..255; undo it to get the indices.
     label = label // (255 // ((1 << bit_depth) - 1))
@@ -408,21 +370,6 @@ def _safe_process(sample, settings, lut, remap_sources):
 # Writing a split.
 # ---------------------------------------------------------------------------
 
-def shard_assignment(num_images, num_shards):
-  """Per-shard [start, end) ranges as the original scripts compute them."""
-  if num_shards < 1:
-    raise ValueError('num_shards must be >= 1, got %d' % num_shards)
-  per_shard = int(math.ceil(num_images / float(num_shards)))
-  return [(min(s * per_shard, num_images), min((s + 1) * per_shard, num_images))
-          for s in range(num_shards)]
-
-
-def _temp_name(final_path):
-  # Hidden name: does not match the '<split>-*' pattern readers glob.
-  head, tail = os.path.split(final_path)
-  return os.path.join(head, '.%s.tmp-%d' % (tail, os.getpid()))
-
-
 def _normalize_samples(samples):
   out = []
   for item in samples:
@@ -470,20 +417,10 @@ def write_split(samples: Iterable, settings: ConvertSettings) -> ConvertSummary:
   if settings.num_classes is not None and settings.num_classes < 1:
     raise ValueError('num_classes must be >= 1')
   lut, remap_sources = _build_lut(settings.label_remap)
-  ranges = shard_assignment(len(samples), settings.num_shards)
-  shard_of = np.zeros(len(samples), np.int64)
-  for shard_id, (start, end) in enumerate(ranges):
-    shard_of[start:end] = shard_id
-
-  tf.io.gfile.makedirs(settings.output_dir)
-  finals = [records.shard_filename(settings.output_dir, split, s,
-                                   settings.num_shards)
-            for s in range(settings.num_shards)]
-  temps = [_temp_name(p) for p in finals]
+  shards.shard_assignment(len(samples), settings.num_shards)  # checks num_shards
 
   total = len(samples)
   skipped = []
-  shard_counts = [0] * settings.num_shards
   class_pixels = np.zeros(256, np.int64)
   class_images = np.zeros(256, np.int64)
   converted = collections.Counter()
@@ -492,98 +429,58 @@ def write_split(samples: Iterable, settings: ConvertSettings) -> ConvertSummary:
   start_time = time.time()
   log_every = max(1, int(settings.log_every))
 
-  def progress(done, shard_id, final=False):
-    elapsed = time.time() - start_time
-    rate = done / elapsed if elapsed > 0 else float('inf')
-    eta = (total - done) / rate if rate > 0 and math.isfinite(rate) else None
-    logging.info('%s: %s%d/%d images (%.1f%%), %.1f images/s, %s, shard %d/%d'
-                 '%s', split, 'done ' if final else '', done, total,
-                 100.0 * done / total, rate if math.isfinite(rate) else 0.0,
-                 'elapsed %s' % format_duration(elapsed) if final
-                 else 'ETA %s' % format_duration(eta), shard_id + 1,
+  def report(done, shard_id, final=False):
+    logging.info('%s: %s, shard %d/%d%s', split, progress.progress_line(
+        done, total, time.time() - start_time, final=final), shard_id + 1,
                  settings.num_shards,
                  ', %d skipped' % len(skipped) if skipped else '')
 
-  writer = None
-  writer_shard = -1
-  opened = []
   executor = concurrent.futures.ThreadPoolExecutor(
       max_workers=max(1, int(settings.num_threads)))
-  try:
-    pending = collections.deque()
-    next_submit = 0
-    window = 2 * max(1, int(settings.num_threads))
-    for index in range(total):
-      while next_submit < total and len(pending) < window:
-        pending.append(executor.submit(_safe_process, samples[next_submit],
-                                       settings, lut, remap_sources))
-        next_submit += 1
-      result = pending.popleft().result()
-      shard_id = int(shard_of[index])
-      while writer_shard < shard_id:
-        # Open every shard in order, so empty shards exist as in the original.
-        if writer is not None:
-          writer.close()
-        writer_shard += 1
-        writer = tf.io.TFRecordWriter(temps[writer_shard])
-        opened.append(temps[writer_shard])
-      if isinstance(result, _Bad):
-        bad = BadPair(index, result.path, result.reason)
-        if not settings.skip_bad:
-          raise ConversionError(result.path, result.reason)
-        logging.warning('%s: skipping %s', split, bad)
-        skipped.append(bad)
-      else:
-        writer.write(result.serialized)
-        written += 1
-        shard_counts[shard_id] += 1
-        if result.hist is not None:
-          class_pixels += result.hist
-          class_images[np.flatnonzero(result.hist)] += 1
-        if result.converted_kind:
-          converted[result.converted_kind] += 1
-        reencoded += int(result.label_reencoded)
-      done = index + 1
-      if done % log_every == 0 and done < total:
-        progress(done, shard_id)
-    while writer_shard < settings.num_shards - 1:
-      if writer is not None:
-        writer.close()
-      writer_shard += 1
-      writer = tf.io.TFRecordWriter(temps[writer_shard])
-      opened.append(temps[writer_shard])
-    writer.close()
-    writer = None
-    if written == 0:
-      raise ConversionError(None, 'split %r: all %d pairs were bad, nothing '
-                            'written:\n  %s' % (split, total, '\n  '.join(
-                                str(b) for b in skipped)))
-    for temp, final in zip(temps, finals):
-      tf.io.gfile.rename(temp, final, overwrite=True)
-    opened = []
-  finally:
-    executor.shutdown(wait=True, cancel_futures=True)
-    if writer is not None:
-      writer.close()
-    for temp in opened:  # only left on failure
-      try:
-        tf.io.gfile.remove(temp)
-      except (OSError, tf.errors.OpError):
-        pass
+  with shards.ShardWriter(settings.output_dir, split, settings.num_shards,
+                          total) as out:
+    try:
+      pending = collections.deque()
+      next_submit = 0
+      window = 2 * max(1, int(settings.num_threads))
+      for index in range(total):
+        while next_submit < total and len(pending) < window:
+          pending.append(executor.submit(_safe_process, samples[next_submit],
+                                         settings, lut, remap_sources))
+          next_submit += 1
+        result = pending.popleft().result()
+        if isinstance(result, _Bad):
+          shard_id = out.skip(index)
+          bad = BadPair(index, result.path, result.reason)
+          if not settings.skip_bad:
+            raise ConversionError(result.path, result.reason)
+          logging.warning('%s: skipping %s', split, bad)
+          skipped.append(bad)
+        else:
+          shard_id = out.write(index, result.serialized)
+          written += 1
+          if result.hist is not None:
+            class_pixels += result.hist
+            class_images[np.flatnonzero(result.hist)] += 1
+          if result.converted_kind:
+            converted[result.converted_kind] += 1
+          reencoded += int(result.label_reencoded)
+        done = index + 1
+        if done % log_every == 0 and done < total:
+          report(done, shard_id)
+      if written == 0:
+        raise ConversionError(None, 'split %r: all %d pairs were bad, nothing '
+                              'written:\n  %s' % (split, total, '\n  '.join(
+                                  str(b) for b in skipped)))
+      finals = out.commit()
+    finally:
+      executor.shutdown(wait=True, cancel_futures=True)
 
   seconds = time.time() - start_time
-  progress(total, settings.num_shards - 1, final=True)
+  report(total, settings.num_shards - 1, final=True)
   stale = []
   if settings.remove_stale_shards:
-    own = set(os.path.basename(p) for p in finals)
-    pattern = re.compile(r'^%s-\d{5}-of-\d{5}\.tfrecord$' % re.escape(split))
-    for name in sorted(tf.io.gfile.listdir(settings.output_dir)):
-      if pattern.match(name) and name not in own:
-        path = os.path.join(settings.output_dir, name)
-        logging.warning('%s: removing stale shard of an earlier run: %s',
-                        split, path)
-        tf.io.gfile.remove(path)
-        stale.append(path)
+    stale = shards.remove_stale_shards(settings.output_dir, split, finals)
   if skipped:
     logging.warning('%s: skipped %d bad pair(s):\n  %s', split, len(skipped),
                     '\n  '.join(str(b) for b in skipped))
@@ -593,7 +490,7 @@ def write_split(samples: Iterable, settings: ConvertSettings) -> ConvertSummary:
   return ConvertSummary(
       split_name=split, output_dir=settings.output_dir, num_inputs=total,
       num_written=written, skipped=skipped, shard_files=finals,
-      shard_counts=shard_counts, seconds=seconds, class_pixels=class_pixels,
+      shard_counts=list(out.shard_counts), seconds=seconds, class_pixels=class_pixels,
       class_images=class_images, converted_at_read=dict(converted),
       labels_reencoded=reencoded, stale_shards_removed=stale)
 
@@ -680,186 +577,7 @@ def encode_label_png(label):
 
 def write_label_png(label, path):
   """Writes a label PNG through a temp name, so a crash leaves no partial file."""
-  temp = _temp_name(path)
+  temp = shards.temp_name(path)
   with tf.io.gfile.GFile(temp, 'wb') as f:
     f.write(encode_label_png(label))
   tf.io.gfile.rename(temp, path, overwrite=True)
-
-
-# ---------------------------------------------------------------------------
-# Palette PNG -> index array (remove_gt_colormap).
-# ---------------------------------------------------------------------------
-
-def _png_chunks(data):
-  pos = len(_PNG_MAGIC)
-  while pos + 8 <= len(data):
-    length, ctype = struct.unpack('>I4s', data[pos:pos + 8])
-    body = data[pos + 8:pos + 8 + length]
-    if len(body) != length:
-      raise ValueError('truncated PNG chunk %r' % ctype)
-    yield ctype, body
-    pos += 12 + length
-    if ctype == b'IEND':
-      return
-  raise ValueError('PNG has no IEND chunk (truncated?)')
-
-
-def palette_png_to_indices(data):
-  """The palette indices of a colour-mapped PNG as a uint8 [H, W] array.
-
-  Decoders expand palette PNGs to colours; the indices are what the original
-  ``remove_gt_colormap.py`` keeps. Without PIL: the PNG is re-labelled as a
-  grey image of the same bit depth (IHDR colour type 3 -> 0, PLTE/tRNS
-  dropped), whose samples are exactly the indices, then decoded. A grey PNG is
-  returned as is (already raw). Raises ValueError for other PNGs.
-  """
-  if not data.startswith(_PNG_MAGIC):
-    raise ValueError('not a PNG file')
-  header = png_header(data)
-  if header is None:
-    raise ValueError('corrupt PNG: no IHDR header')
-  _, _, bit_depth, colour_type = header
-  if colour_type == 0:
-    try:
-      values, _ = _decode_label_png('<png>', data)
-    except _Bad as e:
-      raise ValueError(e.reason) from None
-    if values.size and values.max() > 255:
-      raise ValueError('16-bit grey PNG with values above 255')
-    return values.astype(np.uint8)
-  if colour_type != 3:
-    raise ValueError('PNG is %s, not palette or grey: no colour map to remove'
-                     % _PNG_COLOUR_TYPES.get(colour_type, (0, 'unknown'))[1])
-  parts = [_PNG_MAGIC]
-  for ctype, body in _png_chunks(data):
-    if ctype in (b'PLTE', b'tRNS'):
-      continue
-    if ctype == b'IHDR':
-      body = body[:9] + b'\x00' + body[10:]
-    parts.append(struct.pack('>I', len(body)) + ctype + body +
-                 struct.pack('>I', zlib.crc32(ctype + body) & 0xffffffff))
-  grey = b''.join(parts)
-  try:
-    indices = tf.io.decode_png(grey, channels=1).numpy()[..., 0]
-  except tf.errors.OpError as e:
-    raise ValueError('cannot decode PNG: %s' % _tf_error_text(e)) from None
-  if bit_depth < 8:
-    indices = indices // (255 // ((1 << bit_depth) - 1))
-  return indices.astype(np.uint8)
-
-
-# ---------------------------------------------------------------------------
-# Cityscapes: labelIds -> trainIds, polygons -> trainIds.
-# ---------------------------------------------------------------------------
-
-# (name, id, trainId) of the Cityscapes label definitions (cityscapesScripts
-# helpers/labels.py); 255 = ignored in training. 'license plate' has id -1:
-# never drawn.
-CITYSCAPES_LABELS = (
-    ('unlabeled', 0, 255), ('ego vehicle', 1, 255),
-    ('rectification border', 2, 255), ('out of roi', 3, 255),
-    ('static', 4, 255), ('dynamic', 5, 255), ('ground', 6, 255),
-    ('road', 7, 0), ('sidewalk', 8, 1), ('parking', 9, 255),
-    ('rail track', 10, 255), ('building', 11, 2), ('wall', 12, 3),
-    ('fence', 13, 4), ('guard rail', 14, 255), ('bridge', 15, 255),
-    ('tunnel', 16, 255), ('pole', 17, 5), ('polegroup', 18, 255),
-    ('traffic light', 19, 6), ('traffic sign', 20, 7), ('vegetation', 21, 8),
-    ('terrain', 22, 9), ('sky', 23, 10), ('person', 24, 11),
-    ('rider', 25, 12), ('car', 26, 13), ('truck', 27, 14), ('bus', 28, 15),
-    ('caravan', 29, 255), ('trailer', 30, 255), ('train', 31, 16),
-    ('motorcycle', 32, 17), ('bicycle', 33, 18), ('license plate', -1, -1),
-)
-CITYSCAPES_NUM_CLASSES = 19
-_CITYSCAPES_BY_NAME = {name: (lid, tid) for name, lid, tid in CITYSCAPES_LABELS}
-
-
-def cityscapes_id_to_train_id_lut():
-  """uint8[256]: labelId -> trainId; ids outside the table map to 255."""
-  lut = np.full(256, 255, np.uint8)
-  for _, label_id, train_id in CITYSCAPES_LABELS:
-    if label_id >= 0:
-      lut[label_id] = train_id
-  return lut
-
-
-def cityscapes_label_ids_to_train_ids(label_ids):
-  """A labelIds array -> trainIds (uint8); raises ValueError for unknown ids."""
-  label_ids = np.asarray(label_ids)
-  known = np.zeros(256, bool)
-  known[[lid for _, lid, _ in CITYSCAPES_LABELS if lid >= 0]] = True
-  values = np.unique(label_ids)
-  unknown = [int(v) for v in values if v < 0 or v > 255 or not known[int(v)]]
-  if unknown:
-    raise ValueError('values [%s] are not Cityscapes label ids (0..33)' %
-                     _describe_values(unknown))
-  return cityscapes_id_to_train_id_lut()[label_ids.astype(np.uint8)]
-
-
-def _cityscapes_label_name(name):
-  if name not in _CITYSCAPES_BY_NAME and name.endswith('group'):
-    name = name[:-len('group')]
-  if name not in _CITYSCAPES_BY_NAME:
-    raise ValueError('label %r is not a Cityscapes label' % name)
-  return name
-
-
-def rasterize_cityscapes_polygons(annotation, encoding='trainIds'):
-  """A ``*_gtFine_polygons.json`` dict -> uint8 [imgHeight, imgWidth] array.
-
-  Objects are drawn in file order, later ones over earlier ones (as
-  cityscapesScripts' json2labelImg), on an 'unlabeled' background; deleted
-  objects and labels with id -1 are skipped; 'xxxgroup' counts as 'xxx'.
-  Polygons are filled with cv2.fillPoly (outline included), which can differ
-  from PIL's ImageDraw.polygon by a pixel along some edges.
-  """
-  import cv2  # pylint: disable=g-import-not-at-top
-  if encoding not in ('trainIds', 'ids'):
-    raise ValueError('encoding must be trainIds or ids')
-  column = 1 if encoding == 'trainIds' else 0
-  height, width = int(annotation['imgHeight']), int(annotation['imgWidth'])
-  background = _CITYSCAPES_BY_NAME['unlabeled'][column]
-  canvas = np.full((height, width), background, np.uint8)
-  for obj in annotation.get('objects', []):
-    if obj.get('deleted', 0):
-      continue
-    name = _cityscapes_label_name(str(obj['label']))
-    label_id, train_id = _CITYSCAPES_BY_NAME[name]
-    if label_id < 0:
-      continue
-    value = (label_id, train_id)[column]
-    points = np.round(np.asarray(obj['polygon'], np.float64)).astype(np.int32)
-    if points.ndim != 2 or points.shape[0] == 0:
-      continue
-    cv2.fillPoly(canvas, [points.reshape(-1, 1, 2)], int(value))
-  return canvas
-
-
-def load_cityscapes_polygons(path):
-  with tf.io.gfile.GFile(path, 'r') as f:
-    return json.load(f)
-
-
-# ---------------------------------------------------------------------------
-# SBD (Hariharan et al.) cls/*.mat.
-# ---------------------------------------------------------------------------
-
-def load_sbd_mat(path):
-  """``GTcls.Segmentation`` of an SBD ``cls/*.mat`` file as uint8 [H, W].
-
-  Needs scipy (``pip install deeplab_tf[sbd]`` or ``pip install scipy``).
-  """
-  try:
-    import scipy.io  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise ImportError('reading SBD .mat files needs scipy: pip install scipy '
-                      '(or pip install -e .[sbd])') from None
-  with tf.io.gfile.GFile(path, 'rb') as f:
-    mat = scipy.io.loadmat(f, squeeze_me=True, struct_as_record=False)
-  if 'GTcls' not in mat:
-    raise ValueError('no GTcls struct in the .mat file (keys: %s)' % sorted(
-        k for k in mat if not k.startswith('__')))
-  segmentation = np.asarray(getattr(mat['GTcls'], 'Segmentation'))
-  if segmentation.ndim != 2:
-    raise ValueError('GTcls.Segmentation has shape %s, expected 2-D' % (
-        segmentation.shape,))
-  return segmentation

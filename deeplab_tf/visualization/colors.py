@@ -25,7 +25,7 @@ from deeplab_tf.data.colormaps import pascal_colormap
 COLORMAP_NAMES = ('pascal', 'cityscapes', 'ade20k', 'mapillary_vistas',
                   'camvid')
 # The colormap "name" that stands for a dataset description's own colours
-# (evaluation.vis_lib.colormap_for).
+# (visualization.vis_lib.colormap_for).
 DATASET_COLORMAP = 'dataset'
 
 
