@@ -29,7 +29,6 @@ next k * output_stride + 1), the predictor (--inference_scales,
 the image size. Nothing is downloaded.
 """
 import dataclasses
-import json
 import os
 import sys
 from typing import Dict, Optional, Sequence, Tuple
@@ -63,28 +62,6 @@ class DemoResult:
   shares: Tuple[Tuple[int, str, float], ...]
   files: Dict[str, str]
   loaded: str
-
-
-def find_options_file(checkpoint_path):
-  """The model-options JSON written beside a checkpoint, or None.
-
-  ``<prefix>_options.json`` (convert_checkpoint) is looked for first, then
-  ``model_options.json`` in the checkpoint's folder (the trainer's).
-  """
-  from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.export import find_checkpoint  # pylint: disable=g-import-not-at-top
-  return checkpoints.options_file(find_checkpoint(checkpoint_path))
-
-
-def load_options(path):
-  """ModelOptions from a JSON file of ``ModelOptions.to_dict()``."""
-  from deeplab_tf.models import ModelOptions  # pylint: disable=g-import-not-at-top
-  with open(path) as f:
-    values = json.load(f)
-  if values.get('meta_architecture') == model_flags.META_ARCHITECTURE_DEEPERLAB:
-    raise ValueError('%s describes a DeeperLab model; the demo segments with '
-                     'the semantic DeepLab models (v1, v2, v3, v3+).' % path)
-  return ModelOptions.from_dict(values)
 
 
 def read_image(path):
@@ -234,33 +211,16 @@ def define_flags():
   flags.mark_flags_as_required(['checkpoint_path', 'image'])
 
 
-def _model_flag_names():
-  from deeplab_tf.models import ModelOptions  # pylint: disable=g-import-not-at-top
-  names = [f.name for f in dataclasses.fields(ModelOptions)
-           if f.name in FLAGS and f.name != 'crop_size']
-  return names + ['num_classes']
-
-
 def options_from_flags(descriptor):
-  """(ModelOptions, where they came from) from the JSON and the model flags."""
+  """(ModelOptions, where they came from): the options JSON (--options_json,
+  else the one beside the checkpoint) under the model flags given, else the
+  model flags (``checkpoints.model_options``, the rule of every script)."""
   num_classes = (FLAGS.num_classes if FLAGS['num_classes'].present
                  else descriptor.num_classes)
-  from_flags = model_flags.model_options_from_flags(num_classes=num_classes)
-  json_path = FLAGS.options_json or find_options_file(FLAGS.checkpoint_path)
-  if not json_path:
-    return from_flags, 'the model flags'
-  options = load_options(json_path)
-  given = [name for name in _model_flag_names() if FLAGS[name].present]
-  overrides = {}
-  for name in given:
-    if name == 'num_classes':
-      overrides['outputs_to_num_classes'] = {'semantic': num_classes}
-    else:
-      overrides[name] = getattr(from_flags, name)
-  source = json_path
-  if given:
-    source += ' with --' + ', --'.join(given)
-  return options.replace(**overrides), source
+  return model_flags.checkpoint_options(
+      FLAGS.checkpoint_path,
+      model_flags.model_options_from_flags(num_classes=num_classes),
+      script_fields=(), json_path=FLAGS.options_json)
 
 
 def main(argv):

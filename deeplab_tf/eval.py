@@ -109,8 +109,13 @@ def evaluate_from_flags():
                          'model with deeplab_tf.export_model instead.')
   settings = eval_settings_from_flags()
   descriptor = datasets_info.get_descriptor(FLAGS.dataset)
-  options = model_flags.model_options_from_flags(
-      num_classes=descriptor.num_classes)
+  # The evaluated dataset decides the class count; the options JSON beside
+  # the checkpoint, under any model flag given, decides the rest.
+  options, source = model_flags.checkpoint_options(
+      FLAGS.checkpoint_dir,
+      model_flags.model_options_from_flags(num_classes=descriptor.num_classes),
+      script_fields=('crop_size', 'outputs_to_num_classes'))
+  logging.info('Model options from %s.', source)
   if FLAGS.max_number_of_evaluations == 1:
     # One evaluation asked: no waiting for a checkpoint that is not there.
     checkpoints.find_checkpoint(FLAGS.checkpoint_dir)

@@ -28,6 +28,7 @@ from absl import logging
 
 from deeplab_tf import model_flags
 from deeplab_tf.core.errors import DeeplabError
+from deeplab_tf.training.tasks import deeperlab as deeperlab_task
 
 FLAGS = flags.FLAGS
 model_flags.define_dataset_flags()
@@ -42,7 +43,7 @@ flags.DEFINE_string('eval_logdir', None, 'Where metrics JSON and TensorBoard '
 flags.DEFINE_integer('eval_batch_size', 1, 'Images per batch.', lower_bound=1)
 flags.DEFINE_integer('max_number_of_images', 0, 'Stop after this many images '
                      '(0: the whole split).', lower_bound=0)
-model_flags.define_panoptic_layout_flags()
+model_flags.define_task_flags(deeperlab_task.LAYOUT_FLAGS)
 flags.DEFINE_integer('max_instances_per_category', None, 'Original metric '
                      'argument: instance ids must be smaller. Unset: the '
                      'original\'s 256, or the records\' label divisor if '
@@ -76,16 +77,12 @@ def load_model(checkpoint_dir):
   """(model, DeeperLabOptions, checkpoint prefix, step, train_logdir)."""
   from deeplab_tf import checkpoints  # pylint: disable=g-import-not-at-top
   from deeplab_tf.models import deeperlab  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.training import tasks  # pylint: disable=g-import-not-at-top
   prefix, logdir = _prefix_and_logdir(checkpoint_dir)
-  values = checkpoints.read_options_dict(prefix)
-  if values is None:
-    raise ValueError('%s has no %s (written by deeplab_tf.train); cannot '
-                     'rebuild the model.' % (logdir, checkpoints.OPTIONS_FILE))
-  options = tasks.options_from_dict(values)
-  if not isinstance(options, deeperlab.DeeperLabOptions):
-    raise ValueError('%s holds a %s model, not DeeperLab: use deeplab_tf.eval.'
-                     % (logdir, type(options).__name__))
+  # The one rule of every script (checkpoints.model_options); DeeperLab has
+  # no model flags here, so the JSON beside the checkpoint says it all.
+  options, source = model_flags.checkpoint_options(
+      prefix, None, script_fields=(), families=('deeperlab',))
+  logging.info('Model options from %s.', source)
   options = options.replace(crop_size=None)   # whole images of any size
   model = deeperlab.build_deeperlab(options)
   logging.info(checkpoints.restore_model(model, prefix))
@@ -137,7 +134,11 @@ def evaluate_from_flags():
     raise ValueError('the model predicts %d classes, dataset %r has %d.'
                      % (options.num_classes, descriptor.name,
                         descriptor.num_classes))
-  layout = model_flags.panoptic_layout_from_flags(descriptor)
+  try:
+    layout = deeperlab_task.layout_from_flag_values(
+        model_flags.task_flag_values(deeperlab_task.LAYOUT_FLAGS), descriptor)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   things = layout.thing_classes
   max_instances, offset = deeperlab_eval.default_id_layout(
       descriptor.num_classes, layout.label_divisor,

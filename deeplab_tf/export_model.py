@@ -275,7 +275,9 @@ def export(formats, quantizations):
   settings = _settings()
   check_export_dir(FLAGS.export_path, FLAGS.overwrite)
   prefix = find_checkpoint(FLAGS.checkpoint_path)
-  options = model_flags.model_options_from_flags(crop_size=None)
+  options, source = model_flags.checkpoint_options(
+      prefix, model_flags.model_options_from_flags(crop_size=None))
+  logging.info('Model options from %s.', source)
   spec = PredictorSpec(options, tuple(FLAGS.inference_scales),
                        FLAGS.add_flipped_images, FLAGS.fold_batch_norm)
   serving_options = serving_model_options(options, settings.crop_size)

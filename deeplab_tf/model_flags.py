@@ -4,18 +4,18 @@ Names, types and defaults are those of ``research/deeplab/common.py`` so an
 original flagfile works unchanged. Only scripts import this module; the library
 receives a ``ModelOptions`` built by ``model_options_from_flags``.
 """
-from absl import app
 from absl import flags
 
-from deeplab_tf.models import deeperlab
+from deeplab_tf.models import meta_architectures
 from deeplab_tf.models import options as options_lib
-from deeplab_tf.models.options import ModelOptions
 
 FLAGS = flags.FLAGS
 
-# --meta_architecture value of the DeeperLab parser (not a ModelOptions one:
-# DeeperLab has its own options, ``deeperlab.DeeperLabOptions``).
-META_ARCHITECTURE_DEEPERLAB = deeperlab.META_ARCHITECTURE
+# The family of the semantic DeepLab models (v1, v2, v3, v3+): what eval, vis,
+# export_model, the demo and convert_checkpoint build.
+SEMANTIC_FAMILY = 'deeplab'
+# A model_options.json without meta_architecture is a semantic DeepLab one.
+SEMANTIC_FAMILY_DEFAULT = options_lib.META_ARCHITECTURE_V3
 
 
 def define_model_flags(output_stride_default=16):
@@ -100,18 +100,18 @@ def define_model_flags(output_stride_default=16):
                      '0.95). train.py --all_batch_norm_decay (ours) sets '
                      'every BatchNorm\'s decay.')
   # Not an original flag: selects the DeepLab v1 / v2 heads.
+  # Not an original flag: the model family and, for the semantic DeepLab
+  # models, the head (the original is deeplab_v3).
   flags.DEFINE_enum('meta_architecture', options_lib.META_ARCHITECTURE_V3,
-                    list(options_lib.META_ARCHITECTURES)
-                    + [META_ARCHITECTURE_DEEPERLAB],
-                    'Head on the backbone: deeplab_v3 (ASPP, decoder; the '
-                    'original), deeplab_v1_largefov / deeplab_v1_msc_largefov '
-                    '(DeepLab v1, --model_variant=vgg_16), deeplab_v2_aspp '
-                    '(one branch per --atrous_rates, logits summed; on '
-                    'vgg_16 or, with --noaspp_with_batch_norm '
-                    '--logits_kernel_size=3, on resnet_v1_101), deeperlab '
-                    '(the DeeperLab parser: S2D decoder and five heads on '
-                    '--model_variant=xception_71 or wider_mobilenet_v2; '
-                    'trained by deeplab_tf.train on panoptic records).')
+                    meta_architectures.names(),
+                    'Which model. deeplab_v3: ASPP (+ decoder), the original; '
+                    'deeplab_v1_largefov / deeplab_v1_msc_largefov: DeepLab v1 '
+                    '(--model_variant=vgg_16); deeplab_v2_aspp: one branch per '
+                    '--atrous_rates, logits summed (on vgg_16 or, with '
+                    '--noaspp_with_batch_norm --logits_kernel_size=3, on '
+                    'resnet_v1_101). Other families: %s.' % '; '.join(
+                        '%s (%s)' % ('/'.join(e.names), e.description)
+                        for e in meta_architectures.entries()[1:]))
 
 
 def define_resize_flags():
@@ -141,39 +141,25 @@ def define_dataset_flags():
   flags.DEFINE_string('dataset_dir', None, 'Folder of the TFRecord shards.')
 
 
-def define_panoptic_layout_flags():
-  """thing_classes / panoptic_label_divisor, shared by DeeperLab train and eval (idempotent)."""
-  if 'thing_classes' in FLAGS:
-    return
-  flags.DEFINE_list('thing_classes', None,
-                    'DeeperLab: class ids of the "thing" classes (their '
-                    'instances get keypoints and offsets); unset: the dataset '
-                    'descriptor\'s thing_classes (cityscapes: trainIds 11..18, '
-                    'coco_panoptic: 1..80; the JSON a panoptic converter '
-                    'writes has them).')
-  flags.DEFINE_integer('panoptic_label_divisor', None,
-                       'DeeperLab: the records\' panoptic ids are category * '
-                       'this + instance; unset: the dataset descriptor\'s '
-                       'panoptic_label_divisor (cityscapes: 1000, '
-                       'coco_panoptic: 256, as deeplab2).', lower_bound=1)
+_DEFINERS = {'float': flags.DEFINE_float, 'integer': flags.DEFINE_integer,
+             'list': flags.DEFINE_list, 'string': flags.DEFINE_string,
+             'boolean': flags.DEFINE_boolean}
 
 
-def panoptic_layout_from_flags(descriptor):
-  """The dataset's PanopticLayout; --thing_classes / --panoptic_label_divisor override it."""
-  from deeplab_tf.data import panoptic_records  # pylint: disable=g-import-not-at-top
-  try:
-    things = [int(c) for c in FLAGS.thing_classes or ()]
-  except ValueError:
-    raise app.UsageError('--thing_classes must be class ids (ints); got %s.'
-                         % ','.join(FLAGS.thing_classes)) from None
-  try:
-    return panoptic_records.get_layout(
-        descriptor, thing_classes=things,
-        label_divisor=FLAGS.panoptic_label_divisor)
-  except ValueError as e:
-    raise app.UsageError('DeeperLab needs the thing classes (whose instances '
-                         'get keypoints) and the records\' label divisor: %s'
-                         % e) from None
+def define_task_flags(specs):
+  """Defines the flags a training task declares (``tasks.TaskFlag``); idempotent."""
+  for spec in specs:
+    if spec.name in FLAGS:
+      continue
+    kwargs = {}
+    if spec.lower_bound is not None:
+      kwargs['lower_bound'] = spec.lower_bound
+    _DEFINERS[spec.kind](spec.name, spec.default, spec.help, **kwargs)
+
+
+def task_flag_values(specs):
+  """{name: value} of the given task flags."""
+  return {spec.name: FLAGS[spec.name].value for spec in specs}
 
 
 def define_checkpoint_loop_flags():
@@ -270,77 +256,40 @@ def parse_crop_size(values, flag_name):
   return crop
 
 
-def _pair(value):
-  if value is None:
-    return None
-  if isinstance(value, str):
-    value = value.split(',')
-  values = [int(v) for v in value]
-  if len(values) != 2:
-    raise ValueError('Expected "height,width", got %r.' % (value,))
-  return tuple(values)
+def model_flag_values():
+  """{name: value} of every model flag this script defines."""
+  names = {name for e in meta_architectures.entries() for name in e.flag_names}
+  return {name: FLAGS[name].value for name in sorted(names) if name in FLAGS}
 
 
-def is_deeperlab():
-  """Whether --meta_architecture selects the DeeperLab parser."""
-  return FLAGS.meta_architecture == META_ARCHITECTURE_DEEPERLAB
+def options_from_flags(crop_size=None, num_classes=None, allowed=None):
+  """The options of the family --meta_architecture selects, from the flags.
 
-
-def deeperlab_options_from_flags(crop_size=None, num_classes=None):
-  """DeeperLabOptions from the model flags DeeperLab reads.
-
-  Those are model_variant, output_stride (16 only), atrous_rates (unset: the
-  default 6, 12, 18), depth_multiplier, batch_norm_decay and
-  aspp_convs_filters; the decoder and heads keep the paper's sizes.
+  ``crop_size`` and ``num_classes`` come from the script (its crop flag, the
+  dataset); ``allowed``: the families the script can use (None: any).
   """
-  values = dict(num_classes=num_classes or FLAGS.num_classes,
-                model_variant=FLAGS.model_variant, crop_size=_pair(crop_size),
-                output_stride=FLAGS.output_stride,
-                depth_multiplier=FLAGS.depth_multiplier,
-                batch_norm_decay=FLAGS.batch_norm_decay,
-                aspp_convs_filters=FLAGS.aspp_convs_filters)
-  if FLAGS.atrous_rates:
-    values['atrous_rates'] = tuple(FLAGS.atrous_rates)
-  return deeperlab.DeeperLabOptions(**values)
+  return meta_architectures.options_from_flag_values(
+      model_flag_values(), crop_size=crop_size, num_classes=num_classes,
+      allowed=allowed)
 
 
 def model_options_from_flags(crop_size=None, num_classes=None):
-  """ModelOptions from the model flags; ``crop_size`` comes from the script."""
-  if is_deeperlab():
-    raise ValueError(
-        '--meta_architecture=deeperlab selects the DeeperLab parser, which '
-        'has DeeperLabOptions (deeperlab_options_from_flags), not the '
-        'semantic DeepLab ModelOptions this script builds; expected one of %s.'
-        ' DeeperLab is trained by deeplab_tf.train and evaluated with '
-        'deeplab_tf.evaluation.deeperlab_eval.'
-        % list(options_lib.META_ARCHITECTURES))
-  return ModelOptions(
-      outputs_to_num_classes={'semantic': num_classes or FLAGS.num_classes},
-      crop_size=_pair(crop_size),
-      atrous_rates=FLAGS.atrous_rates,
-      output_stride=FLAGS.output_stride,
-      merge_method=FLAGS.merge_method,
-      add_image_level_feature=FLAGS.add_image_level_feature,
-      image_pooling_crop_size=_pair(FLAGS.image_pooling_crop_size),
-      image_pooling_stride=_pair(FLAGS.image_pooling_stride),
-      aspp_with_batch_norm=FLAGS.aspp_with_batch_norm,
-      aspp_with_separable_conv=FLAGS.aspp_with_separable_conv,
-      multi_grid=FLAGS.multi_grid,
-      decoder_output_stride=FLAGS.decoder_output_stride,
-      decoder_use_separable_conv=FLAGS.decoder_use_separable_conv,
-      logits_kernel_size=FLAGS.logits_kernel_size,
-      model_variant=FLAGS.model_variant,
-      depth_multiplier=FLAGS.depth_multiplier,
-      divisible_by=FLAGS.divisible_by,
-      prediction_with_upsampled_logits=FLAGS.prediction_with_upsampled_logits,
-      use_bounded_activation=FLAGS.use_bounded_activation,
-      aspp_with_concat_projection=FLAGS.aspp_with_concat_projection,
-      aspp_with_squeeze_and_excitation=FLAGS.aspp_with_squeeze_and_excitation,
-      aspp_convs_filters=FLAGS.aspp_convs_filters,
-      decoder_use_sum_merge=FLAGS.decoder_use_sum_merge,
-      decoder_filters=FLAGS.decoder_filters,
-      decoder_output_is_logits=FLAGS.decoder_output_is_logits,
-      image_se_uses_qsigmoid=FLAGS.image_se_uses_qsigmoid,
-      batch_norm_decay=FLAGS.batch_norm_decay,
-      image_pyramid=FLAGS.image_pyramid,
-      meta_architecture=FLAGS.meta_architecture)
+  """ModelOptions (the semantic DeepLab models) from the model flags."""
+  return options_from_flags(crop_size, num_classes, allowed=(SEMANTIC_FAMILY,))
+
+
+def given_model_flags():
+  """Names of the model flags given on the command line (or a flagfile)."""
+  return [name for name in model_flag_values() if FLAGS[name].present]
+
+
+def checkpoint_options(checkpoint_path, flag_options,
+                       script_fields=('crop_size',), json_path=None,
+                       families=(SEMANTIC_FAMILY,)):
+  """(options, source) of a checkpoint's model by the one rule of
+  ``checkpoints.model_options``: the JSON beside it, the given model flags
+  over it, the script's own fields over both; the flags alone without one."""
+  from deeplab_tf.checkpoints import model_options  # pylint: disable=g-import-not-at-top
+  return model_options.resolve(checkpoint_path, flag_options,
+                               given_model_flags(), script_fields,
+                               json_path=json_path, families=families)

@@ -35,6 +35,8 @@ from absl import flags
 from absl import logging
 
 from deeplab_tf import model_flags
+from deeplab_tf.models import meta_architectures
+from deeplab_tf.training import tasks
 
 FLAGS = flags.FLAGS
 model_flags.define_model_flags(output_stride_default=16)
@@ -141,9 +143,6 @@ flags.DEFINE_list('trainable_scopes', [],
                   'variable is frozen whole. Empty: all variables (the '
                   'original). DeepLab-MSc (v1 Sec. 4.3) trains msc,logits.')
 
-# DeeperLab (--meta_architecture=deeperlab; arXiv:1902.05093): loss and
-# targets. Not original DeepLab flags.
-model_flags.define_panoptic_layout_flags()
 flags.DEFINE_float('all_batch_norm_decay', None,
                    'Ours: the moving-average decay of EVERY BatchNorm, backbone '
                    'included (--batch_norm_decay only reaches the ASPP / '
@@ -151,56 +150,13 @@ flags.DEFINE_float('all_batch_norm_decay', None,
                    'original\'s per-part decays; short runs from scratch '
                    '(the CamVid recipe: 0.95) need a faster average.',
                    lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_float('deeperlab_top_k_percent_pixels', 0.15,
-                   'DeeperLab: fraction of the hardest pixels the '
-                   'bootstrapped semantic CE keeps (paper, Sec. 3.2: 0.15).')
-flags.DEFINE_float('deeperlab_small_instance_area', 64 * 64,
-                   'DeeperLab: instances with fewer pixels get the small '
-                   'instance weight (paper, Sec. 3.2: 64 x 64 = 4096).')
-flags.DEFINE_float('deeperlab_small_instance_weight', 3.0,
-                   'DeeperLab: semantic loss weight of the pixels of small '
-                   'instances (paper, Sec. 3.2: 3).')
-flags.DEFINE_float('deeperlab_keypoint_radius', 32.0,
-                   'DeeperLab: disk radius R (pixels) of the keypoint '
-                   'heatmaps and short/middle-range offsets. Not in the '
-                   'paper: PersonLab\'s R = 32.')
-flags.DEFINE_float('deeperlab_offset_normalizer', 32.0,
-                   'DeeperLab: the L1 offset losses are divided by this '
-                   '(pixels). Not in the paper: PersonLab normalises by R = '
-                   '32.')
-flags.DEFINE_float('deeperlab_semantic_loss_weight', 1.0,
-                   'DeeperLab: weight of the semantic loss. Not in the paper '
-                   '(no loss weights given): 1.')
-flags.DEFINE_float('deeperlab_heatmap_loss_weight', 1.0,
-                   'DeeperLab: weight of the keypoint heatmap loss. Not in '
-                   'the paper: 1.')
-flags.DEFINE_float('deeperlab_long_range_loss_weight', 1.0,
-                   'DeeperLab: weight of the long-range offset loss. Not in '
-                   'the paper: 1.')
-flags.DEFINE_float('deeperlab_short_range_loss_weight', 1.0,
-                   'DeeperLab: weight of the short-range offset loss. Not in '
-                   'the paper: 1.')
-flags.DEFINE_float('deeperlab_middle_range_loss_weight', 1.0,
-                   'DeeperLab: weight of the middle-range offset loss. Not in '
-                   'the paper: 1.')
+# Each model family's training task adds its own flags (DeeperLab: the
+# --deeperlab_* loss and target flags, --thing_classes,
+# --panoptic_label_divisor; tasks/deeperlab.py). A flag that only one family
+# reads is refused for the others (it would otherwise be silently ignored).
+for _entry in tasks.entries():
+  model_flags.define_task_flags(_entry.flags)
 
-# Flags of one kind of model only; setting one for the other is refused
-# (it would otherwise be silently ignored).
-SEMANTIC_ONLY_FLAGS = ('top_k_percent_pixels', 'hard_example_mining_step',
-                       'label_weights', 'upsample_logits', 'image_pyramid',
-                       'decoder_output_stride', 'multi_grid',
-                       'logits_kernel_size')
-DEEPERLAB_ONLY_FLAGS = ('thing_classes', 'panoptic_label_divisor',
-                        'deeperlab_top_k_percent_pixels',
-                        'deeperlab_small_instance_area',
-                        'deeperlab_small_instance_weight',
-                        'deeperlab_keypoint_radius',
-                        'deeperlab_offset_normalizer',
-                        'deeperlab_semantic_loss_weight',
-                        'deeperlab_heatmap_loss_weight',
-                        'deeperlab_long_range_loss_weight',
-                        'deeperlab_short_range_loss_weight',
-                        'deeperlab_middle_range_loss_weight')
 
 # Data (original train.py / common.py).
 flags.DEFINE_string('train_split', 'train', 'Split to train on.')
@@ -238,12 +194,15 @@ def settings_from_flags():
   from deeplab_tf.training.losses import LossSettings  # pylint: disable=g-import-not-at-top
   from deeplab_tf.training.schedules import LearningRateSettings  # pylint: disable=g-import-not-at-top
   descriptor = datasets_info.get_descriptor(FLAGS.dataset)
-  check_model_kind_flags(model_flags.is_deeperlab())
-  options_from_flags = (model_flags.deeperlab_options_from_flags
-                        if model_flags.is_deeperlab()
-                        else model_flags.model_options_from_flags)
-  options = options_from_flags(crop_size=FLAGS.train_crop_size,
-                               num_classes=descriptor.num_classes)
+  check_model_kind_flags()
+  try:
+    options = model_flags.options_from_flags(
+        crop_size=FLAGS.train_crop_size, num_classes=descriptor.num_classes)
+    entry = tasks.for_options(options)
+    task_settings = entry.task_class.settings_from_flag_values(
+        model_flags.task_flag_values(entry.flags), descriptor)
+  except ValueError as e:   # options or task settings that cannot work
+    raise app.UsageError(str(e)) from None
   lr = LearningRateSettings(
       learning_policy=FLAGS.learning_policy,
       base_learning_rate=FLAGS.base_learning_rate,
@@ -281,7 +240,7 @@ def settings_from_flags():
       max_to_keep=FLAGS.max_to_keep, mixed_precision=FLAGS.mixed_precision,
       jit_compile=FLAGS.jit_compile,
       colormap=descriptor.label_colours,
-      deeperlab_loss=deeperlab_loss_settings_from_flags(descriptor),
+      task_settings=task_settings,
       trainable_scopes=tuple(FLAGS.trainable_scopes or ()),
       batch_norm_decay=FLAGS.all_batch_norm_decay)
   inputs = InputSettings(
@@ -298,77 +257,30 @@ def settings_from_flags():
   return options, train, inputs, descriptor
 
 
-def check_model_kind_flags(deeperlab):
-  """Refuses a DeeperLab-only flag on DeepLab and a DeepLab-only one on DeeperLab."""
-  wrong = DEEPERLAB_ONLY_FLAGS if not deeperlab else SEMANTIC_ONLY_FLAGS
-  given = [name for name in wrong if FLAGS[name].present]
-  if given:
-    raise app.UsageError(
-        '--%s: only for %s; --meta_architecture=%s. (DeeperLab has its own '
-        '--deeperlab_* loss flags.)'
-        % (', --'.join(given), 'DeeperLab' if not deeperlab else
-           'the semantic DeepLab models', FLAGS.meta_architecture))
+def check_model_kind_flags():
+  """Refuses a flag that only another model family reads (see tasks.registry)."""
+  family = meta_architectures.for_name(FLAGS.meta_architecture).family
+  for entry in tasks.entries():
+    if entry.family == family:
+      continue
+    given = [name for name in entry.all_own_flags() if FLAGS[name].present]
+    if given:
+      raise app.UsageError(
+          '--%s: only for %s; --meta_architecture=%s.'
+          % (', --'.join(given), entry.description, FLAGS.meta_architecture))
 
 
-def deeperlab_loss_settings_from_flags(descriptor):
-  from deeplab_tf.training.deeperlab_losses import DeeperLabLossSettings  # pylint: disable=g-import-not-at-top
-  return DeeperLabLossSettings(
-      top_k_percent_pixels=FLAGS.deeperlab_top_k_percent_pixels,
-      offset_normalizer=FLAGS.deeperlab_offset_normalizer,
-      semantic_weight=FLAGS.deeperlab_semantic_loss_weight,
-      heatmap_weight=FLAGS.deeperlab_heatmap_loss_weight,
-      long_range_weight=FLAGS.deeperlab_long_range_loss_weight,
-      short_range_weight=FLAGS.deeperlab_short_range_loss_weight,
-      middle_range_weight=FLAGS.deeperlab_middle_range_loss_weight,
-      ignore_label=descriptor.ignore_label)
-
-
-def panoptic_target_settings_from_flags(descriptor, layout=None):
-  """PanopticTargetSettings of the DeeperLab targets from the flags."""
-  from deeplab_tf.data.panoptic_targets import PanopticTargetSettings  # pylint: disable=g-import-not-at-top
-  layout = layout or model_flags.panoptic_layout_from_flags(descriptor)
-  return PanopticTargetSettings(
-      thing_classes=layout.thing_classes,
-      radius=FLAGS.deeperlab_keypoint_radius,
-      small_instance_area=int(FLAGS.deeperlab_small_instance_area),
-      small_instance_weight=FLAGS.deeperlab_small_instance_weight,
-      ignore_label=descriptor.ignore_label)
-
-
-def make_dataset_fn(options, settings, inputs, descriptor):
-  """``fn(input_context) -> per-replica batches`` of the training split.
-
-  DeepLab reads semantic records (``pipeline.build_dataset``); DeeperLab
-  reads panoptic ones with their targets
-  (``panoptic_pipeline.build_panoptic_dataset``).
-  """
-  from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
-  if not model_flags.is_deeperlab():
-    def dataset_fn(input_context):
-      return pipeline.build_dataset(
-          descriptor, FLAGS.train_split, FLAGS.dataset_dir, inputs,
-          batch_size=input_context.get_per_replica_batch_size(
-              settings.train_batch_size),
-          is_training=True, input_context=input_context)
-    return dataset_fn
-  del options  # the targets do not depend on the model
-  layout = model_flags.panoptic_layout_from_flags(descriptor)
-  targets = panoptic_target_settings_from_flags(descriptor, layout)
+def make_dataset_fn(settings, inputs, descriptor):
+  """``fn(input_context) -> per-replica batches`` of the training split,
+  from the task of the model family (semantic or panoptic records)."""
+  entry = tasks.for_family(
+      meta_architectures.for_name(FLAGS.meta_architecture).family)
   try:
-    from deeplab_tf.data import panoptic_pipeline  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise app.UsageError(
-        '--meta_architecture=deeperlab reads panoptic records through '
-        'deeplab_tf.data.panoptic_pipeline, which this installation lacks '
-        '(%s).' % e) from e
-
-  def panoptic_dataset_fn(input_context):
-    return panoptic_pipeline.build_panoptic_dataset(
-        descriptor, FLAGS.train_split, FLAGS.dataset_dir, inputs, targets,
-        batch_size=input_context.get_per_replica_batch_size(
-            settings.train_batch_size),
-        is_training=True, input_context=input_context, layout=layout)
-  return panoptic_dataset_fn
+    return entry.task_class.make_dataset_fn(
+        descriptor, FLAGS.train_split, FLAGS.dataset_dir, inputs,
+        settings.train_batch_size, settings.task_settings)
+  except ValueError as e:   # e.g. no panoptic layout for the records
+    raise app.UsageError(str(e)) from None
 
 
 def check_flag_combinations(options, settings, num_replicas):
@@ -409,7 +321,7 @@ def train_from_flags():
   # A split the dataset lacks, or no records: refused before the model is built.
   descriptor.check_split(FLAGS.train_split)
   pipeline.list_shards(FLAGS.dataset_dir, FLAGS.train_split)
-  dataset_fn = make_dataset_fn(options, settings, inputs, descriptor)
+  dataset_fn = make_dataset_fn(settings, inputs, descriptor)
   return trainer.Trainer(options, settings, dataset_fn, strategy,
                          ignore_label=descriptor.ignore_label).train()
 

@@ -124,8 +124,12 @@ def visualize_from_flags():
                                             'vis_crop_size')
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  options = model_flags.model_options_from_flags(
-      crop_size=crop_size, num_classes=descriptor.num_classes)
+  options, source = model_flags.checkpoint_options(
+      FLAGS.checkpoint_dir,
+      model_flags.model_options_from_flags(
+          crop_size=crop_size, num_classes=descriptor.num_classes),
+      script_fields=('crop_size', 'outputs_to_num_classes'))
+  logging.info('Model options from %s.', source)
   inputs = pipeline.InputSettings(
       crop_size=options.crop_size, model_variant=options.model_variant,
       pad_multiple=options.output_stride,

@@ -19,9 +19,11 @@ from deeplab_tf import train as train_script
 from deeplab_tf.data import panoptic_records
 from deeplab_tf.data import panoptic_targets as pt
 from deeplab_tf.models import ModelOptions
+from deeplab_tf.models import options_from_dict
 from deeplab_tf.models import deeperlab
 from deeplab_tf.models.heads import deeperlab_decoder as dec
 from deeplab_tf.training import tasks
+from deeplab_tf.training.tasks import deeperlab as deeperlab_task
 from deeplab_tf.training.gradient_multipliers import GradientMultiplierSettings
 from deeplab_tf.training.losses import LossSettings
 from deeplab_tf.training.schedules import LearningRateSettings
@@ -126,7 +128,7 @@ def test_deeperlab_trains_and_logs_each_head(phase1):
   assert PART_TAGS | {'total_loss', 'task_loss', 'regularization_loss',
                       'learning_rate', 'pixel_accuracy'} <= tags
   with open(os.path.join(str(phase1.logdir), 'model_options.json')) as f:
-    assert tasks.options_from_dict(json.load(f)) == OPTIONS
+    assert options_from_dict(json.load(f)) == OPTIONS
   done = checkpoints.folders.read_training_done(str(phase1.logdir))
   assert done['step'] == 20 and done['checkpoint'].endswith('ckpt-20')
 
@@ -284,7 +286,7 @@ def test_options_round_trip_and_task_choice():
   values = json.loads(json.dumps(OPTIONS.to_dict()))
   assert values['meta_architecture'] == 'deeperlab'
   assert deeperlab.DeeperLabOptions.from_dict(values) == OPTIONS
-  assert tasks.options_from_dict(SEMANTIC.to_dict()) == SEMANTIC
+  assert options_from_dict(SEMANTIC.to_dict()) == SEMANTIC
   assert isinstance(tasks.task_for(SEMANTIC), tasks.SemanticTask)
   task = tasks.task_for(OPTIONS, ignore_label=7)
   assert isinstance(task, tasks.DeeperLabTask) and task.ignore_label == 7
@@ -343,12 +345,13 @@ def test_deeperlab_flags_to_settings(toy_dataset, tmp_path, restore_flags):
       model_variant='wider_mobilenet_v2', num_classes=3, crop_size=(65, 65),
       depth_multiplier=0.25, aspp_convs_filters=32)
   assert options.atrous_rates == (6, 12, 18)
-  assert train.deeperlab_loss.top_k_percent_pixels == 0.2
-  assert train.deeperlab_loss.heatmap_weight == 2.0
-  assert train.deeperlab_loss.offset_normalizer == 32.0
+  assert train.task_settings.loss.top_k_percent_pixels == 0.2
+  assert train.task_settings.loss.heatmap_weight == 2.0
+  assert train.task_settings.loss.offset_normalizer == 32.0
   assert train.trainable_scopes == ('decoder', 'semantic/')
   assert inputs.crop_size == (65, 65)
-  targets = train_script.panoptic_target_settings_from_flags(descriptor)
+  assert isinstance(train.task_settings, tasks.DeeperLabTaskSettings)
+  targets = train.task_settings.target_settings(descriptor)
   assert targets.thing_classes == (2,) and targets.radius == 8.0
   assert targets.small_instance_weight == 4.0
   assert targets.small_instance_area == 4096
@@ -373,29 +376,33 @@ def test_flag_errors_thing_classes_and_deeperlab_flags_on_deeplab(
     toy_dataset, tmp_path, restore_flags):
   argv = [a for a in _deeperlab_argv(toy_dataset, tmp_path)
           if not a.startswith('--thing_classes')]
-  _parse(argv)
-  _, _, _, descriptor = train_script.settings_from_flags()
+  # The layout is resolved with the records: a recipe's dataset JSON may
+  # bring the thing classes.
+  def dataset_fn_from_flags(extra):
+    _parse(argv + extra)
+    _, train, inputs, descriptor = train_script.settings_from_flags()
+    return train_script.make_dataset_fn(train, inputs, descriptor)
   with pytest.raises(app.UsageError, match=r'\(thing_classes missing\)'):
-    train_script.panoptic_target_settings_from_flags(descriptor)
-  _parse(argv + ['--thing_classes=3'])
+    dataset_fn_from_flags([])
   with pytest.raises(app.UsageError, match=r'\[3\] are not class ids of '
                      'dataset .toy_panoptic. \\(0..2'):
-    train_script.panoptic_target_settings_from_flags(descriptor)
-  _parse(argv + ['--thing_classes=car'])
+    dataset_fn_from_flags(['--thing_classes=3'])
   with pytest.raises(app.UsageError, match=r'must be class ids \(ints\); '
                      'got car'):
-    train_script.panoptic_target_settings_from_flags(descriptor)
+    dataset_fn_from_flags(['--thing_classes=car'])
+  assert callable(dataset_fn_from_flags(['--thing_classes=2']))
   # A dataset JSON with panoptic fields (as the converters write) needs no
   # flags; the flags still override it.
+  _parse(argv + ['--thing_classes=2'])
+  _, _, _, descriptor = train_script.settings_from_flags()
   described = dataclasses.replace(descriptor, thing_classes=(1, 2),
                                   panoptic_label_divisor=256)
-  _parse(argv)
-  assert model_flags.panoptic_layout_from_flags(described) == \
+  values = {'thing_classes': None, 'panoptic_label_divisor': 1000}
+  assert deeperlab_task.layout_from_flag_values(values, described) == \
       panoptic_records.PanopticLayout(label_divisor=1000,
                                       thing_classes=(1, 2))
-  _parse([a for a in argv if not a.startswith('--panoptic_label_divisor')]
-         + ['--thing_classes=2'])
-  assert model_flags.panoptic_layout_from_flags(described) == \
+  values = {'thing_classes': ['2'], 'panoptic_label_divisor': None}
+  assert deeperlab_task.layout_from_flag_values(values, described) == \
       panoptic_records.PanopticLayout(label_divisor=256, thing_classes=(2,))
   _parse(['--dataset=' + toy_dataset[0], '--train_logdir=' + str(tmp_path),
           '--deeperlab_heatmap_loss_weight=2'])

@@ -19,6 +19,7 @@ import tensorflow as tf
 from deeplab_tf import checkpoints
 from deeplab_tf import demo
 from deeplab_tf import visualization
+from deeplab_tf.checkpoints import model_options
 from deeplab_tf.data import datasets_info
 from deeplab_tf.models import ModelOptions
 from deeplab_tf.models import backbones
@@ -143,9 +144,9 @@ def test_zoo_checkpoint_overlay_labels_and_shares(setup, zoo_run):
 
 def test_our_checkpoint_with_its_options_file(setup, zoo_run):
   """A train_logdir: options from model_options.json, --output_stride wins."""
-  assert demo.find_options_file(setup['ours']) == os.path.join(
+  assert model_options.options_json_for(setup['ours']) == os.path.join(
       setup['ours'], 'model_options.json')
-  assert demo.find_options_file(setup['zoo']) is None
+  assert model_options.options_json_for(setup['zoo']) is None
   out = setup['root'] / 'out_ours'
   stdout = _demo(['--checkpoint_path=%s' % setup['ours'],
                   '--image=%s' % setup['image_path'], '--dataset=camvid',
@@ -165,9 +166,9 @@ def test_converter_options_file_is_found(tmp_path):
   checkpoints.save_tf1_checkpoint(model, str(prefix))
   with open(str(prefix) + '_options.json', 'w') as f:
     json.dump(OPTIONS.to_dict(), f)
-  found = demo.find_options_file(str(prefix))
+  found = model_options.options_json_for(str(prefix))
   assert found == str(prefix) + '_options.json'
-  assert demo.load_options(found) == OPTIONS
+  assert model_options.resolve(None, None, json_path=found)[0] == OPTIONS
 
 
 def test_class_shares_and_errors(tmp_path):
@@ -180,4 +181,5 @@ def test_class_shares_and_errors(tmp_path):
   deeperlab = tmp_path / 'options.json'
   deeperlab.write_text(json.dumps({'meta_architecture': 'deeperlab'}))
   with pytest.raises(ValueError, match='DeeperLab'):
-    demo.load_options(str(deeperlab))
+    model_options.resolve(None, None, json_path=str(deeperlab),
+                          families=('deeplab',))

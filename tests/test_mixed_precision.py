@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab_tf.training import tasks as tasks_lib
+from deeplab_tf.training.tasks import semantic as tasks_lib
 from deeplab_tf.training.trainer import Trainer
 from test_trainer import OPTIONS, _settings, synthetic_dataset_fn
 

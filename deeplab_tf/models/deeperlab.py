@@ -35,7 +35,9 @@ from deeplab_tf.models.backbones import mobilenet_v2
 from deeplab_tf.models.builder import LayerBuilder
 from deeplab_tf.models.heads import aspp as aspp_lib
 from deeplab_tf.models.heads import deeperlab_decoder as decoder_lib
+from deeplab_tf.models import meta_architectures
 from deeplab_tf.models.options import ModelOptions, OptionsError
+from deeplab_tf.models.options import pair
 
 XCEPTION_71 = 'xception_71'
 WIDER_MOBILENET_V2 = 'wider_mobilenet_v2'
@@ -235,3 +237,31 @@ def build_deeperlab(options: DeeperLabOptions, fine_tune_batch_norm=False,
   model.deeperlab_options = options
   model.deeplab_builder = b
   return model
+
+
+# The model flags DeeperLab reads; the decoder and heads keep the paper's
+# sizes. atrous_rates unset: the default 6, 12, 18.
+FLAG_FIELDS = ('model_variant', 'output_stride', 'atrous_rates',
+               'depth_multiplier', 'batch_norm_decay', 'aspp_convs_filters')
+
+
+def options_from_flag_values(values, crop_size=None, num_classes=None):
+  """DeeperLabOptions from model flag values by name (the scripts' flags)."""
+  kwargs = {name: values[name] for name in FLAG_FIELDS}
+  if not kwargs['atrous_rates']:
+    del kwargs['atrous_rates']
+  else:
+    kwargs['atrous_rates'] = tuple(kwargs['atrous_rates'])
+  return DeeperLabOptions(num_classes=num_classes or values['num_classes'],
+                          crop_size=pair(crop_size), **kwargs)
+
+
+meta_architectures.register(meta_architectures.MetaArchitecture(
+    family='deeperlab', names=(META_ARCHITECTURE,),
+    options_class=DeeperLabOptions, build_model=build_deeperlab,
+    last_layer_scopes=get_extra_layer_scopes,
+    options_from_values=options_from_flag_values,
+    flag_names=FLAG_FIELDS + ('num_classes', 'meta_architecture'),
+    description='the DeeperLab parser: S2D decoder and five heads on '
+    'xception_71 or wider_mobilenet_v2, trained on panoptic records'))
+

@@ -20,6 +20,7 @@ from deeplab_tf.models import deeplab_v1
 from deeplab_tf.models import deeplab_v2
 from deeplab_tf.models import initializers
 from deeplab_tf.models import layers as dl_layers
+from deeplab_tf.models import meta_architectures
 from deeplab_tf.models import options as options_lib
 from deeplab_tf.models import validation
 from deeplab_tf.models.builder import LayerBuilder
@@ -305,3 +306,14 @@ class UpsampledArgMax(keras.layers.Layer):
 
   def compute_output_spec(self, inputs, reference):
     return keras.KerasTensor(tuple(reference.shape[:3]), dtype='int64')
+
+
+meta_architectures.register(meta_architectures.MetaArchitecture(
+    family='deeplab', names=options_lib.META_ARCHITECTURES,
+    options_class=options_lib.ModelOptions, build_model=build_model,
+    last_layer_scopes=get_extra_layer_scopes,
+    options_from_values=options_lib.options_from_flag_values,
+    flag_names=options_lib.FLAG_FIELDS + ('num_classes',),
+    description='the semantic DeepLab models: v3 / v3+ (deeplab_v3), v1 '
+    'LargeFOV / MSc, v2 ASPP'))
+

@@ -155,3 +155,42 @@ def _tuple_or_none(value, cast):
     value = [value]
   value = tuple(cast(v) for v in value)
   return value or None
+
+
+def pair(value):
+  """A (height, width) of ints from a list, tuple or "h,w" string; None stays None."""
+  if value is None:
+    return None
+  if isinstance(value, str):
+    value = value.split(',')
+  values = [int(v) for v in value]
+  if len(values) != 2:
+    raise ValueError('Expected "height,width", got %r.' % (value,))
+  return tuple(values)
+
+
+# The ModelOptions fields that the original common.py model flags set, under
+# the same names (outputs_to_num_classes and crop_size come from the script;
+# preprocessed_images_dtype and sync_batch_norm_method have no flag).
+FLAG_FIELDS = (
+    'atrous_rates', 'output_stride', 'merge_method', 'add_image_level_feature',
+    'image_pooling_crop_size', 'image_pooling_stride', 'aspp_with_batch_norm',
+    'aspp_with_separable_conv', 'multi_grid', 'decoder_output_stride',
+    'decoder_use_separable_conv', 'logits_kernel_size', 'model_variant',
+    'depth_multiplier', 'divisible_by', 'prediction_with_upsampled_logits',
+    'use_bounded_activation', 'aspp_with_concat_projection',
+    'aspp_with_squeeze_and_excitation', 'aspp_convs_filters',
+    'decoder_use_sum_merge', 'decoder_filters', 'decoder_output_is_logits',
+    'image_se_uses_qsigmoid', 'batch_norm_decay', 'image_pyramid',
+    'meta_architecture')
+
+
+def options_from_flag_values(values, crop_size=None, num_classes=None):
+  """ModelOptions from model flag values by name (the scripts' flags)."""
+  kwargs = {name: values[name] for name in FLAG_FIELDS}
+  kwargs['image_pooling_crop_size'] = pair(kwargs['image_pooling_crop_size'])
+  kwargs['image_pooling_stride'] = pair(kwargs['image_pooling_stride'])
+  return ModelOptions(
+      outputs_to_num_classes={'semantic': num_classes or values['num_classes']},
+      crop_size=pair(crop_size), **kwargs)
+

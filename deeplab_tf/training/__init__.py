@@ -11,8 +11,9 @@ One idea per module, each restating a part of the original
   on the head, by original variable name.
 * ``regularization``: which variables get ``wd * sum(w^2) / 2``.
 * ``total_loss``: task + L2 as train.py combines them across clones.
-* ``tasks``: what the shared ``trainer.Trainer`` trains: ``SemanticTask``
-  (DeepLab) or ``DeeperLabTask`` (its five losses), picked by ``task_for``.
+* ``tasks``: what the shared ``trainer.Trainer`` trains, one registered
+  module per model family: ``SemanticTask`` (DeepLab) or ``DeeperLabTask``
+  (its five losses), picked by ``task_for`` from the options' family.
 
 Defaults are the original train.py flag defaults.
 """

@@ -2,9 +2,10 @@
 
 One code path for the default strategy, MirroredStrategy,
 MultiWorkerMirroredStrategy and TPUStrategy, and for every model of the
-family: a task (``tasks.py``) gives the model, its loss and its training
-metric (DeepLab: softmax CE on every scale; DeeperLab: its five losses),
-chosen from the options' type. Shared by all:
+family: a task (``tasks/``, one registered module per model family) gives
+the model, its loss and its training metric (DeepLab: softmax CE on every
+scale; DeeperLab: its five losses), chosen from the options' family. Shared
+by all:
 
   * loss = the task loss plus the original L2 terms, divided per replica so
     the summed gradient equals the original's
@@ -27,7 +28,7 @@ import dataclasses
 import os
 import re
 import time
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from absl import logging
 import keras
@@ -37,7 +38,6 @@ import tensorflow as tf
 from deeplab_tf import checkpoints
 from deeplab_tf.core import progress
 from deeplab_tf.training import tasks as tasks_lib
-from deeplab_tf.training.deeperlab_losses import DeeperLabLossSettings
 from deeplab_tf.training.gradient_multipliers import get_gradient_multipliers
 from deeplab_tf.training.gradient_multipliers import GradientMultiplier
 from deeplab_tf.training.gradient_multipliers import GradientMultiplierSettings
@@ -65,9 +65,10 @@ class TrainSettings:
   learning_rate: LearningRateSettings = dataclasses.field(
       default_factory=LearningRateSettings)
   loss: LossSettings = dataclasses.field(default_factory=LossSettings)
-  # The loss of DeeperLab models (DeeperLabOptions); unused by DeepLab.
-  deeperlab_loss: DeeperLabLossSettings = dataclasses.field(
-      default_factory=DeeperLabLossSettings)
+  # The model family's own task settings (``tasks.registry``; e.g.
+  # tasks.DeeperLabTaskSettings); None: the task's defaults. ``loss`` above
+  # is the original train.py loss, which the semantic task reads.
+  task_settings: Optional[Any] = None
   gradient_multipliers: GradientMultiplierSettings = dataclasses.field(
       default_factory=GradientMultiplierSettings)
   momentum: float = 0.9
@@ -212,14 +213,14 @@ class Trainer:
     strategy: a tf.distribute strategy (default: the current one).
     ignore_label: of the dataset (default: the loss settings').
     task: a ``tasks`` object; default ``tasks.task_for(options, ...)`` with
-      ``settings.loss`` / ``settings.deeperlab_loss``.
+      ``settings.loss`` / ``settings.task_settings``.
   """
 
   def __init__(self, options, settings: TrainSettings,
                dataset_fn: Callable, strategy=None, ignore_label=None,
                task=None):
     if task is None:
-      task = tasks_lib.task_for(options, settings.loss, settings.deeperlab_loss,
+      task = tasks_lib.task_for(options, settings.loss, settings.task_settings,
                                 ignore_label)
     elif task.options is not options:
       raise ValueError('Trainer got options %r and a task for other options '
