@@ -6,6 +6,7 @@ receives a ``ModelOptions`` built by ``model_options_from_flags``.
 """
 from absl import flags
 
+from deeplab_tf.models import backbones
 from deeplab_tf.models import meta_architectures
 from deeplab_tf.models import options as options_lib
 
@@ -23,13 +24,10 @@ def define_model_flags(output_stride_default=16):
   if 'model_variant' in FLAGS:
     return
   flags.DEFINE_string('model_variant', 'mobilenet_v2',
-                      'DeepLab model variant (backbone): xception_41, '
-                      'xception_65, xception_71, resnet_v1_50(_beta), '
-                      'resnet_v1_101(_beta), mobilenet_v2, '
-                      'mobilenet_v3_large_seg, mobilenet_v3_small_seg, '
-                      'vgg_16 (DeepLab v1/v2); with '
-                      '--meta_architecture=deeperlab: xception_71 or '
-                      'wider_mobilenet_v2 (the paper\'s two encoders).')
+                      'DeepLab model variant (backbone): %s (vgg_16: DeepLab '
+                      'v1/v2); with --meta_architecture=deeperlab: '
+                      'xception_71 or wider_mobilenet_v2 (the paper\'s two '
+                      'encoders).' % ', '.join(backbones.names()))
   flags.DEFINE_integer('num_classes', 21,
                        'Number of semantic classes of the logits.')
   flags.DEFINE_integer('output_stride', output_stride_default,

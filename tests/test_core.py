@@ -1,5 +1,6 @@
 """The lowest layer: resize kernels and size rules written once, the error base."""
 import ast
+import dataclasses
 import os
 
 import numpy as np
@@ -162,3 +163,22 @@ def test_progress_log_throttles_by_clock():
   log.finish(8)
   assert lines == ['x: 4/8 images (0.80 images/s), ETA 0:00:05, shard 1/2',
                    'x: 8/8 images (1.00 images/s) in 0:00:08']
+
+
+def test_pad_values_of_registered_backbones_match_the_built_in_table(
+    monkeypatch):
+  """Each backbone registers its pad value; the table the input pipeline uses
+  without the models (core.pixels) says the same for the built-in ones."""
+  from deeplab_tf.models import backbones  # pylint: disable=g-import-not-at-top
+  registered = {n: pixels.mean_pixel(n) for n in backbones.names()}
+  monkeypatch.setattr(pixels, '_REGISTERED', {})
+  assert {n: pixels.mean_pixel(n) for n in backbones.names()} == registered
+  assert registered['resnet_v1_50'] == list(pixels.IMAGENET_MEAN_RGB)
+  assert registered['resnet_v1_50_beta'] == [127.5] * 3
+  assert registered['vgg_16'] == list(pixels.CAFFE_MEAN_RGB)
+  # A new variant needs only its registration.
+  monkeypatch.setattr(backbones, 'REGISTRY', dict(backbones.REGISTRY))
+  backbones.register(dataclasses.replace(
+      backbones.get_backbone('resnet_v1_50'), name='resnet_v1_26'))
+  assert pixels.mean_pixel('resnet_v1_26') == list(pixels.IMAGENET_MEAN_RGB)
+  assert 'resnet_v1_26' in backbones.names()

@@ -8,8 +8,18 @@ from typing import Optional
 IMAGENET_MEAN_RGB = (123.15, 115.90, 103.06)
 # The DeepLab v1/v2 Caffe prototxt's mean_value (VGG-16, Caffe ResNet-101).
 CAFFE_MEAN_RGB = (122.675, 116.669, 104.008)
+# The built-in variants whose pad value is not 127.5, so that the input
+# pipeline works without importing the models (tests/test_core.py checks the
+# backbone registry agrees). Other variants register theirs
+# (``register_mean_pixel``, called by ``models.backbones.register``).
 _IMAGENET_MEAN_VARIANTS = ('resnet_v1_50', 'resnet_v1_101')
 _CAFFE_MEAN_VARIANTS = ('vgg_16',)
+_REGISTERED = {}
+
+
+def register_mean_pixel(model_variant: str, mean_rgb) -> None:
+  """Sets a variant's pad value (the mean its normalisation maps to 0)."""
+  _REGISTERED[model_variant] = tuple(float(v) for v in mean_rgb)
 
 
 def mean_pixel(model_variant: Optional[str] = None):
@@ -18,6 +28,8 @@ def mean_pixel(model_variant: Optional[str] = None):
   Padding with it becomes 0 after the variant's own input normalisation.
   ``None`` returns the ImageNet mean, as the original (backward compatibility).
   """
+  if model_variant in _REGISTERED:
+    return list(_REGISTERED[model_variant])
   if model_variant is None or model_variant in _IMAGENET_MEAN_VARIANTS:
     return list(IMAGENET_MEAN_RGB)
   if model_variant in _CAFFE_MEAN_VARIANTS:

@@ -96,9 +96,24 @@ def _resnet_ep(block3_units):
 REGISTRY: Dict[str, Backbone] = {}
 
 
+# The value each input normalisation maps to 0: the pad value of the input
+# pipeline, eval padding and export (original feature_extractor.mean_pixel).
+_MEAN_OF_PREPROCESS = {ZERO_MEAN_UNIT_RANGE: (127.5, 127.5, 127.5),
+                       SUBTRACT_IMAGENET_MEAN: pixels.IMAGENET_MEAN_RGB,
+                       NO_PREPROCESS: pixels.CAFFE_MEAN_RGB}
+
+
 def register(backbone):
+  """Adds a backbone: the one registration a new model_variant needs."""
   REGISTRY[backbone.name] = backbone
+  pixels.register_mean_pixel(backbone.name,
+                             _MEAN_OF_PREPROCESS[backbone.preprocess])
   return backbone
+
+
+def names():
+  """Every model_variant, sorted."""
+  return sorted(REGISTRY)
 
 
 for _v, _eps in (('xception_41', (2, 3)), ('xception_65', (2, 3)),
