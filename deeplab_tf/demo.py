@@ -36,7 +36,7 @@ from typing import Dict, Optional, Sequence, Tuple
 from absl import app
 from absl import flags
 
-from deeplab_tf import model_flags
+from deeplab_tf.config import model_flags
 from deeplab_tf.core.errors import DeeplabError
 
 FLAGS = flags.FLAGS

@@ -18,7 +18,7 @@ import numpy as np
 from absl import app
 from absl import flags
 
-from deeplab_tf import model_flags
+from deeplab_tf.config import model_flags
 
 FLAGS = flags.FLAGS
 model_flags.define_model_flags(output_stride_default=16)

@@ -34,7 +34,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from deeplab_tf import model_flags
+from deeplab_tf.config import model_flags
 from deeplab_tf.models import meta_architectures
 from deeplab_tf.training import tasks
 
@@ -190,9 +190,6 @@ def settings_from_flags():
   from deeplab_tf.data import datasets_info  # pylint: disable=g-import-not-at-top
   from deeplab_tf.data.pipeline import InputSettings  # pylint: disable=g-import-not-at-top
   from deeplab_tf.training import trainer  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.training.gradient_multipliers import GradientMultiplierSettings  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.training.losses import LossSettings  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.training.schedules import LearningRateSettings  # pylint: disable=g-import-not-at-top
   descriptor = datasets_info.get_descriptor(FLAGS.dataset)
   check_model_kind_flags()
   try:
@@ -203,46 +200,10 @@ def settings_from_flags():
         model_flags.task_flag_values(entry.flags), descriptor)
   except ValueError as e:   # options or task settings that cannot work
     raise app.UsageError(str(e)) from None
-  lr = LearningRateSettings(
-      learning_policy=FLAGS.learning_policy,
-      base_learning_rate=FLAGS.base_learning_rate,
-      learning_rate_decay_step=FLAGS.learning_rate_decay_step,
-      learning_rate_decay_factor=FLAGS.learning_rate_decay_factor,
-      training_number_of_steps=FLAGS.training_number_of_steps,
-      learning_power=FLAGS.learning_power,
-      slow_start_step=FLAGS.slow_start_step,
-      slow_start_learning_rate=FLAGS.slow_start_learning_rate,
-      decay_steps=FLAGS.decay_steps, end_learning_rate=FLAGS.end_learning_rate,
-      boundaries=FLAGS.boundaries,
-      boundary_learning_rates=FLAGS.boundary_learning_rates)
-  loss = LossSettings(
-      loss_weight=(list(FLAGS.label_weights) if FLAGS.label_weights else 1.0),
-      upsample_logits=FLAGS.upsample_logits,
-      hard_example_mining_step=FLAGS.hard_example_mining_step,
-      top_k_percent_pixels=FLAGS.top_k_percent_pixels,
-      ignore_label=descriptor.ignore_label)
-  train = trainer.TrainSettings(
-      train_logdir=FLAGS.train_logdir, train_batch_size=FLAGS.train_batch_size,
-      learning_rate=lr, loss=loss,
-      gradient_multipliers=GradientMultiplierSettings(
-          last_layers_contain_logits_only=FLAGS.last_layers_contain_logits_only,
-          last_layer_gradient_multiplier=FLAGS.last_layer_gradient_multiplier),
-      momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
-      fine_tune_batch_norm=FLAGS.fine_tune_batch_norm,
-      sync_batch_norm=FLAGS.sync_batch_norm,
-      kernel_initializer=FLAGS.kernel_initializer,
-      tf_initial_checkpoint=FLAGS.tf_initial_checkpoint,
-      initialize_last_layer=FLAGS.initialize_last_layer,
-      log_steps=FLAGS.log_steps, save_interval_secs=FLAGS.save_interval_secs,
-      save_interval_steps=FLAGS.save_interval_steps,
-      save_summaries_secs=FLAGS.save_summaries_secs,
-      save_summaries_images=FLAGS.save_summaries_images,
-      max_to_keep=FLAGS.max_to_keep, mixed_precision=FLAGS.mixed_precision,
-      jit_compile=FLAGS.jit_compile,
-      colormap=descriptor.label_colours,
-      task_settings=task_settings,
-      trainable_scopes=tuple(FLAGS.trainable_scopes or ()),
-      batch_norm_decay=FLAGS.all_batch_norm_decay)
+  train = trainer.train_settings_from_flag_values(
+      FLAGS.flag_values_dict(), FLAGS.train_logdir,
+      ignore_label=descriptor.ignore_label, colormap=descriptor.label_colours,
+      task_settings=task_settings)
   inputs = InputSettings(
       crop_size=options.crop_size, min_resize_value=FLAGS.min_resize_value,
       max_resize_value=FLAGS.max_resize_value,

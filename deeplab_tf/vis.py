@@ -33,7 +33,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from deeplab_tf import model_flags
+from deeplab_tf.config import model_flags
 from deeplab_tf import visualization
 from deeplab_tf.core.errors import DeeplabError
 

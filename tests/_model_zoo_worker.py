@@ -17,7 +17,7 @@ from absl import flags
 
 from deeplab_tf import convert_checkpoint  # pylint: disable=unused-import  (flags)
 from deeplab_tf import eval as eval_script
-from deeplab_tf import model_flags
+from deeplab_tf.config import model_flags
 from deeplab_tf.checkpoints import zoo
 from deeplab_tf.data import datasets_info
 from deeplab_tf.models import build_model

@@ -97,6 +97,8 @@ LAYERS = {
     'evaluation': {'core', 'data', 'models', 'crf', 'checkpoints'},
     'export': {'core', 'data', 'models', 'crf', 'checkpoints', 'evaluation'},
     'conformance': {'core', 'data', 'models', 'checkpoints', 'training'},
+    # The script edge: flags -> settings, below only the commands.
+    'config': {'core', 'data', 'models', 'crf', 'checkpoints', 'training'},
 }
 
 

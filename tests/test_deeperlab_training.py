@@ -14,7 +14,7 @@ from absl import flags
 from absl import app
 
 from deeplab_tf import checkpoints
-from deeplab_tf import model_flags
+from deeplab_tf.config import model_flags
 from deeplab_tf import train as train_script
 from deeplab_tf.data import panoptic_records
 from deeplab_tf.data import panoptic_targets as pt

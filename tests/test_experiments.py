@@ -24,7 +24,7 @@ from absl import flags
 
 from deeplab_tf import checkpoints
 from deeplab_tf import eval as eval_script
-from deeplab_tf import model_flags
+from deeplab_tf.config import model_flags
 from deeplab_tf import recipe
 from deeplab_tf import train as train_script
 from deeplab_tf.data import datasets_info

@@ -283,7 +283,7 @@ def test_json_errors_name_the_file(tmp_path):
 def test_scripts_resolve_with_the_flags_given(tmp_path):
   """model_flags.checkpoint_options: what eval, vis, export and the demo call."""
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from deeplab_tf import model_flags  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.config import model_flags  # pylint: disable=g-import-not-at-top
   from deeplab_tf import train  # pylint: disable=g-import-not-at-top,unused-import
   folder = _train_folder(tmp_path)
   fv = flags.FLAGS
@@ -314,3 +314,35 @@ def _flagfile(tmp_path, lines):
   path = tmp_path / 'eval.flags'
   path.write_text('\n'.join(lines) + '\n')
   return path
+
+
+# --- one mapping from train.py's flags to TrainSettings --------------------------
+def test_train_settings_from_flag_values_defaults_and_names():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from deeplab_tf import train  # pylint: disable=g-import-not-at-top,unused-import
+  from deeplab_tf.training.trainer import train_settings_from_flag_values  # pylint: disable=g-import-not-at-top
+  # Absent names keep the original defaults ...
+  assert train_settings_from_flag_values({}, 'logs') == TrainSettings('logs')
+  # ... which are train.py's flag defaults: the dataclasses and the flags agree.
+  fv = flags.FLAGS
+  try:
+    fv.unparse_flags()
+    fv(['train'])
+    assert train_settings_from_flag_values(
+        fv.flag_values_dict(), 'logs') == TrainSettings('logs')
+    fv.unparse_flags()
+    fv(['train', '--label_weights=1', '--label_weights=3',
+        '--last_layer_gradient_multiplier=10', '--all_batch_norm_decay=0.95',
+        '--trainable_scopes=msc,logits', '--learning_policy=step',
+        '--top_k_percent_pixels=0.25'])
+    settings = train_settings_from_flag_values(fv.flag_values_dict(), 'logs',
+                                               ignore_label=11)
+  finally:
+    fv.unparse_flags()
+  assert settings.loss.loss_weight == [1.0, 3.0]
+  assert settings.loss.ignore_label == 11
+  assert settings.loss.top_k_percent_pixels == 0.25
+  assert settings.gradient_multipliers.last_layer_gradient_multiplier == 10
+  assert settings.batch_norm_decay == 0.95
+  assert settings.trainable_scopes == ('msc', 'logits')
+  assert settings.learning_rate.learning_policy == 'step'

@@ -42,26 +42,12 @@ class CannotRun(NotImplementedError):
 # --------------------------------------------------------------------------
 # The case's original flags -> our options and settings
 # --------------------------------------------------------------------------
-def _pair(value):
-  if value is None:
-    return None
-  if isinstance(value, str):
-    value = value.split(',')
-  return tuple(int(v) for v in value)
-
-
 def model_options_from_flags(flag_values, num_classes, crop_size=None):
   """ModelOptions from a dict of original flag values (common.py names)."""
-  from deeplab_tf.models import ModelOptions  # pylint: disable=g-import-not-at-top
-  fields = {f.name for f in dataclasses.fields(ModelOptions)}
-  values = {k: v for k, v in flag_values.items()
-            if k in fields and v is not None}
-  for key in ('image_pooling_crop_size', 'image_pooling_stride'):
-    if key in values:
-      values[key] = _pair(values[key])
-  values['crop_size'] = _pair(crop_size or flag_values.get('train_crop_size'))
-  values['outputs_to_num_classes'] = {'semantic': int(num_classes)}
-  return ModelOptions(**values)
+  from deeplab_tf.models.options import options_from_flag_values  # pylint: disable=g-import-not-at-top
+  return options_from_flag_values(
+      flag_values, crop_size=crop_size or flag_values.get('train_crop_size'),
+      num_classes=num_classes)
 
 
 def _check_supported(flag_values):
@@ -77,34 +63,11 @@ def _check_supported(flag_values):
 
 def train_settings_from_flags(flag_values, train_logdir, checkpoint,
                               ignore_label):
-  """TrainSettings for a trajectory case (original train.py flag names)."""
-  from deeplab_tf.training.gradient_multipliers import GradientMultiplierSettings  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.training.losses import LossSettings  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.training.schedules import LearningRateSettings  # pylint: disable=g-import-not-at-top
-  from deeplab_tf.training.trainer import TrainSettings  # pylint: disable=g-import-not-at-top
-  f = flag_values
-  lr_fields = {x.name for x in dataclasses.fields(LearningRateSettings)}
-  learning_rate = LearningRateSettings(
-      **{k: v for k, v in f.items() if k in lr_fields and v is not None})
-  label_weights = f.get('label_weights')
-  loss = LossSettings(
-      loss_weight=list(label_weights) if label_weights else 1.0,
-      upsample_logits=bool(f.get('upsample_logits', True)),
-      hard_example_mining_step=int(f.get('hard_example_mining_step', 0)),
-      top_k_percent_pixels=float(f.get('top_k_percent_pixels', 1.0)),
-      ignore_label=int(ignore_label))
-  return TrainSettings(
-      train_logdir=train_logdir,
-      train_batch_size=int(f['train_batch_size']),
-      learning_rate=learning_rate, loss=loss,
-      gradient_multipliers=GradientMultiplierSettings(
-          last_layers_contain_logits_only=bool(
-              f.get('last_layers_contain_logits_only', False)),
-          last_layer_gradient_multiplier=float(
-              f.get('last_layer_gradient_multiplier', 1.0))),
-      momentum=float(f.get('momentum', 0.9)),
-      weight_decay=float(f.get('weight_decay', 4e-5)),
-      fine_tune_batch_norm=bool(f.get('fine_tune_batch_norm', True)),
+  """TrainSettings for a trajectory case (original train.py flag names):
+  train.py's own mapping, with the case's checkpoint and no saving."""
+  from deeplab_tf.training.trainer import train_settings_from_flag_values  # pylint: disable=g-import-not-at-top
+  return train_settings_from_flag_values(
+      flag_values, train_logdir, ignore_label=ignore_label,
       tf_initial_checkpoint=checkpoint, initialize_last_layer=True,
       log_steps=1, save_interval_secs=1e12, save_summaries_secs=1e12,
       max_to_keep=1)

@@ -186,11 +186,19 @@ FLAG_FIELDS = (
 
 
 def options_from_flag_values(values, crop_size=None, num_classes=None):
-  """ModelOptions from model flag values by name (the scripts' flags)."""
-  kwargs = {name: values[name] for name in FLAG_FIELDS}
-  kwargs['image_pooling_crop_size'] = pair(kwargs['image_pooling_crop_size'])
-  kwargs['image_pooling_stride'] = pair(kwargs['image_pooling_stride'])
+  """ModelOptions from model flag values by name.
+
+  ``values``: the scripts' flags, or a conformance case's dict of original
+  flags. A name that is absent or None keeps the ModelOptions default (every
+  flag whose default is None has a None field default too).
+  """
+  kwargs = {name: values[name] for name in FLAG_FIELDS
+            if values.get(name) is not None}
+  for name in ('image_pooling_crop_size', 'image_pooling_stride'):
+    if name in kwargs:
+      kwargs[name] = pair(kwargs[name])
   return ModelOptions(
-      outputs_to_num_classes={'semantic': num_classes or values['num_classes']},
+      outputs_to_num_classes={'semantic': int(num_classes or
+                                              values['num_classes'])},
       crop_size=pair(crop_size), **kwargs)
 

@@ -133,6 +133,60 @@ class TrainSettings:
     return self.learning_rate.training_number_of_steps
 
 
+# train.py flag -> TrainSettings field, where both have the same meaning
+# (the names are the original train.py's, ``all_batch_norm_decay`` ours).
+_PLAIN_FLAGS = {
+    'train_batch_size': 'train_batch_size', 'momentum': 'momentum',
+    'weight_decay': 'weight_decay',
+    'fine_tune_batch_norm': 'fine_tune_batch_norm',
+    'kernel_initializer': 'kernel_initializer',
+    'sync_batch_norm': 'sync_batch_norm',
+    'tf_initial_checkpoint': 'tf_initial_checkpoint',
+    'initialize_last_layer': 'initialize_last_layer',
+    'log_steps': 'log_steps', 'save_interval_secs': 'save_interval_secs',
+    'save_interval_steps': 'save_interval_steps',
+    'save_summaries_secs': 'save_summaries_secs',
+    'save_summaries_images': 'save_summaries_images',
+    'max_to_keep': 'max_to_keep', 'mixed_precision': 'mixed_precision',
+    'jit_compile': 'jit_compile', 'trainable_scopes': 'trainable_scopes',
+    'all_batch_norm_decay': 'batch_norm_decay',
+}
+
+
+def train_settings_from_flag_values(values, train_logdir: str,
+                                    ignore_label: int = 255,
+                                    **overrides) -> TrainSettings:
+  """TrainSettings from train.py flag values by name (the one mapping).
+
+  ``values`` holds the original train.py flags (and ours), from absl in
+  train.py or from a conformance case's dict; a name that is absent keeps
+  the original default. ``ignore_label`` is the dataset's; ``overrides`` set
+  fields directly (e.g. ``colormap``, ``task_settings``).
+  """
+  lr_fields = {f.name for f in dataclasses.fields(LearningRateSettings)}
+  learning_rate = LearningRateSettings(
+      **{k: v for k, v in values.items() if k in lr_fields and v is not None})
+  label_weights = values.get('label_weights')
+  loss = LossSettings(
+      loss_weight=list(label_weights) if label_weights else 1.0,
+      upsample_logits=bool(values.get('upsample_logits', True)),
+      hard_example_mining_step=int(values.get('hard_example_mining_step', 0)),
+      top_k_percent_pixels=float(values.get('top_k_percent_pixels', 1.0)),
+      ignore_label=int(ignore_label))
+  multipliers = GradientMultiplierSettings(
+      last_layers_contain_logits_only=bool(
+          values.get('last_layers_contain_logits_only', False)),
+      last_layer_gradient_multiplier=float(
+          values.get('last_layer_gradient_multiplier', 1.0)))
+  fields = {field: values[flag] for flag, field in _PLAIN_FLAGS.items()
+            if flag in values}
+  if 'trainable_scopes' in fields:
+    fields['trainable_scopes'] = tuple(fields['trainable_scopes'] or ())
+  fields.update(overrides)
+  return TrainSettings(train_logdir=train_logdir, learning_rate=learning_rate,
+                       loss=loss, gradient_multipliers=multipliers, **fields)
+
+
 def select_trainable(named_variables, trainable_scopes):
   """``{name: variable}`` of the variables ``trainable_scopes`` selects.
 
