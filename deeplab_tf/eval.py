@@ -108,6 +108,8 @@ def evaluate_from_flags():
                          'evaluation) is not supported; export an int8 TFLite '
                          'model with deeplab_tf.export_model instead.')
   settings = eval_settings_from_flags()
+  model_flags.warn_if_flip_ignored(settings.eval_scales,
+                                   settings.add_flipped_images)
   descriptor = datasets_info.get_descriptor(FLAGS.dataset)
   # The evaluated dataset decides the class count; the options JSON beside
   # the checkpoint, under any model flag given, decides the rest.

@@ -278,6 +278,8 @@ def export(formats, quantizations):
   options, source = model_flags.checkpoint_options(
       prefix, model_flags.model_options_from_flags(crop_size=None))
   logging.info('Model options from %s.', source)
+  model_flags.warn_if_flip_ignored(FLAGS.inference_scales,
+                                   FLAGS.add_flipped_images)
   spec = PredictorSpec(options, tuple(FLAGS.inference_scales),
                        FLAGS.add_flipped_images, FLAGS.fold_batch_norm)
   serving_options = serving_model_options(options, settings.crop_size)

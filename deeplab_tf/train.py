@@ -35,6 +35,7 @@ from absl import flags
 from absl import logging
 
 from deeplab_tf.config import model_flags
+from deeplab_tf.data import datasets_info
 from deeplab_tf.models import meta_architectures
 from deeplab_tf.training import tasks
 
@@ -165,8 +166,11 @@ flags.DEFINE_float('max_scale_factor', 2., 'Largest random scale.')
 flags.DEFINE_float('scale_factor_step_size', 0.25,
                    'Random scale step (0: continuous).')
 flags.DEFINE_list('hard_classes', [],
-                  'Class ids (or a preset: voc, cityscapes) whose images are '
-                  'repeated (DeepLabv3 hard-class duplication).')
+                  'Ours: classes whose images are repeated (DeepLabv3 '
+                  'hard-class duplication): class ids, class names of the '
+                  'dataset, or "paper" (the paper\'s preset of the dataset; '
+                  'presets exist for %s).'
+                  % ', '.join(sorted(datasets_info.HARD_CLASS_PRESETS)))
 flags.DEFINE_integer('hard_class_repeat', 1,
                      'Times an image with a hard class appears per epoch.')
 
@@ -187,7 +191,6 @@ def make_strategy(name, tpu=None):
 
 def settings_from_flags():
   """(ModelOptions, TrainSettings, InputSettings, descriptor) from the flags."""
-  from deeplab_tf.data import datasets_info  # pylint: disable=g-import-not-at-top
   from deeplab_tf.data.pipeline import InputSettings  # pylint: disable=g-import-not-at-top
   from deeplab_tf.training import trainer  # pylint: disable=g-import-not-at-top
   descriptor = datasets_info.get_descriptor(FLAGS.dataset)

@@ -98,6 +98,7 @@ def visualize_from_flags():
   from deeplab_tf.evaluation.evaluate import count_records  # pylint: disable=g-import-not-at-top
   from deeplab_tf.evaluation.evaluate import make_predict_fn  # pylint: disable=g-import-not-at-top
   from deeplab_tf.models import build_predictor  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.models.deeplab import original_inference_path  # pylint: disable=g-import-not-at-top
 
   if FLAGS.quantize_delay_step >= 0:
     raise app.UsageError('--quantize_delay_step >= 0 (a quantized model) is '
@@ -141,8 +142,13 @@ def visualize_from_flags():
   dataset = pipeline.build_dataset(
       descriptor, FLAGS.vis_split, FLAGS.dataset_dir, inputs,
       batch_size=FLAGS.vis_batch_size, is_training=False)
-  predictor = build_predictor(options, eval_scales=FLAGS.eval_scales,
-                              add_flipped_images=FLAGS.add_flipped_images)
+  # As the original vis.py: scales (1.0,) take the single-scale path,
+  # which ignores --add_flipped_images.
+  model_flags.warn_if_flip_ignored(FLAGS.eval_scales, FLAGS.add_flipped_images)
+  eval_scales, flip = original_inference_path(FLAGS.eval_scales,
+                                              FLAGS.add_flipped_images)
+  predictor = build_predictor(options, eval_scales=eval_scales,
+                              add_flipped_images=flip)
   predict_fn = make_predict_fn(predictor, model_flags.crf_params_from_flags())
   total = count_records(FLAGS.dataset_dir, FLAGS.vis_split)
   logging.info('Visualising split %r of %s (%d images) into %s',

@@ -219,6 +219,49 @@ def test_multi_scale_flip_evaluation_uses_the_multi_scale_predictor(tiny):
       _numpy_confusion(tiny['labels'], predictions, NUM_CLASSES))
 
 
+def test_single_scale_with_flip_takes_the_original_single_scale_path(tiny):
+  """Original eval.py: --eval_scales=1.0 runs predict_labels, which does not
+  read --add_flipped_images; the metric is still named ..._flipped."""
+  from deeplab_tf.export import PredictorSpec  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.models.deeplab import original_inference_path  # pylint: disable=g-import-not-at-top
+  assert original_inference_path([1.0], True) == ((1.0,), False)
+  assert original_inference_path((0.5, 1.0), True) == ((0.5, 1.0), True)
+  assert original_inference_path((1.25,), True) == ((1.25,), True)
+  assert PredictorSpec(tiny['options'], (1.0,), True).add_flipped_images is False
+  settings = EvalSettings(crop_size=(65, 65), add_flipped_images=True)
+  assert settings.tag == 'miou_1.0_flipped'
+  evaluator = Evaluator(tiny['options'], settings, _descriptor(3),
+                        tiny['records'])
+  assert 'merged_logits' in evaluator.predictor.output   # predict_labels
+  assert 'averaged_prob' not in evaluator.predictor.output
+  flipped = Evaluator(tiny['options'], EvalSettings(crop_size=(65, 65)),
+                      _descriptor(3), tiny['records'])
+  np.testing.assert_array_equal(
+      evaluator.evaluate(tiny['checkpoint']).confusion_matrix,
+      flipped.evaluate(tiny['checkpoint']).confusion_matrix)
+
+
+def test_multi_scale_probabilities_are_soft_maxed_again_as_the_original(tiny):
+  """predict_labels_multi_scale: argmax of the mean of the per-scale
+  softmaxes; its probabilities output is softmax(that mean)."""
+  predictor = build_predictor(tiny['options'], eval_scales=(0.5, 1.0),
+                              add_flipped_images=True)
+  checkpoints.restore_model(predictor, tiny['checkpoint'])
+  image = np.random.default_rng(3).uniform(0, 255, (1, 65, 65, 3)).astype(
+      np.float32)
+  out = {k: v.numpy() for k, v in predictor(image).items()}
+  # (The mean itself is pinned by the conformance fixtures' multi-scale
+  # + flip format: tests/test_predictor.py.)
+  mean = out['averaged_prob']
+  np.testing.assert_allclose(mean.sum(-1), 1.0, atol=1e-5)
+  e = np.exp(mean - mean.max(-1, keepdims=True))
+  np.testing.assert_allclose(out['semantic_prob'],
+                             e / e.sum(-1, keepdims=True), atol=1e-6)
+  np.testing.assert_array_equal(out['semantic'], mean.argmax(-1))
+  # Soft-maxed twice, the probabilities are much flatter than the mean.
+  assert out['semantic_prob'].max() < mean.max()
+
+
 def test_evaluator_refuses_a_model_of_another_class_count(tiny):
   with pytest.raises(ValueError, match='3 classes but dataset .* has 5'):
     Evaluator(tiny['options'], EvalSettings(),

@@ -179,3 +179,20 @@ def test_presets_are_the_paper_classes():
     datasets_info.resolve_hard_classes(['paper'], datasets_info.CAMVID)
   with pytest.raises(datasets_info.DescriptorError, match='21'):
     datasets_info.resolve_hard_classes([21], datasets_info.PASCAL_VOC_SEG)
+
+
+def test_hard_classes_help_names_what_is_accepted():
+  """--hard_classes' help lists exactly the presets resolve_hard_classes takes."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from deeplab_tf import train  # pylint: disable=g-import-not-at-top,unused-import
+  from deeplab_tf.data import datasets_info  # pylint: disable=g-import-not-at-top
+  text = flags.FLAGS['hard_classes'].help
+  assert '"paper"' in text and 'class names' in text
+  for name in datasets_info.HARD_CLASS_PRESETS:
+    assert name in text
+    ids = datasets_info.resolve_hard_classes(
+        ['paper'], datasets_info.get_descriptor(name))
+    assert ids == tuple(sorted(datasets_info.HARD_CLASS_PRESETS[name]))
+  with pytest.raises(datasets_info.DescriptorError, match='presets exist for'):
+    datasets_info.resolve_hard_classes(['paper'],
+                                       datasets_info.get_descriptor('camvid'))

@@ -10,6 +10,7 @@ beside a converted prefix. A model-zoo tarball is a folder with one
 """
 import json
 import os
+from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
@@ -25,7 +26,7 @@ class NoCheckpointError(DeeplabError, FileNotFoundError):
   """A folder (or prefix) that holds no checkpoint."""
 
 
-def checkpoint_step(prefix):
+def checkpoint_step(prefix: str) -> Optional[int]:
   """The global step in a checkpoint prefix name (``ckpt-1200`` -> 1200), or None."""
   tail = os.path.basename(prefix).rsplit('-', 1)
   if len(tail) == 2 and tail[1].isdigit():
@@ -33,7 +34,7 @@ def checkpoint_step(prefix):
   return None
 
 
-def latest_checkpoint(checkpoint_dir_or_prefix):
+def latest_checkpoint(checkpoint_dir_or_prefix: str) -> Optional[str]:
   """A checkpoint prefix from a folder (its latest, by the state file) or a
   prefix; None if there is none."""
   path = checkpoint_dir_or_prefix
@@ -44,7 +45,7 @@ def latest_checkpoint(checkpoint_dir_or_prefix):
   return None
 
 
-def find_checkpoint(path):
+def find_checkpoint(path: str) -> str:
   """The checkpoint prefix for ``path``, or NoCheckpointError saying what is there.
 
   Args:
@@ -77,13 +78,13 @@ def find_checkpoint(path):
                           '(no %s.index).' % (path, path))
 
 
-def write_options(train_logdir, options):
+def write_options(train_logdir: str, options) -> None:
   """Writes ``options.to_dict()`` as the folder's ``model_options.json``."""
   with tf.io.gfile.GFile(os.path.join(train_logdir, OPTIONS_FILE), 'w') as f:
     json.dump(options.to_dict(), f, indent=1, sort_keys=True)
 
 
-def options_file(prefix):
+def options_file(prefix: str) -> Optional[str]:
   """The options JSON written beside a checkpoint prefix, or None:
   ``<prefix>_options.json`` (convert_checkpoint) first, then the folder's
   ``model_options.json`` (the trainer's)."""
@@ -94,7 +95,7 @@ def options_file(prefix):
   return None
 
 
-def read_options_dict(prefix):
+def read_options_dict(prefix: str) -> Optional[Dict[str, Any]]:
   """The dict in ``options_file(prefix)``, or None (none, or being written)."""
   path = options_file(prefix)
   if path is None:
@@ -106,7 +107,7 @@ def read_options_dict(prefix):
     return None
 
 
-def write_training_done(train_dir, step, checkpoint):
+def write_training_done(train_dir: str, step: int, checkpoint: str) -> None:
   """Marks ``train_dir`` finished at ``step`` (written by the trainer's chief)."""
   path = os.path.join(train_dir, TRAINING_DONE_FILE)
   tmp = path + '.tmp'
@@ -115,13 +116,13 @@ def write_training_done(train_dir, step, checkpoint):
   tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def clear_training_done(train_dir):
+def clear_training_done(train_dir: str) -> None:
   path = os.path.join(train_dir, TRAINING_DONE_FILE)
   if tf.io.gfile.exists(path):
     tf.io.gfile.remove(path)
 
 
-def read_training_done(train_dir):
+def read_training_done(train_dir: str) -> Optional[Dict[str, Any]]:
   """{'step', 'checkpoint'} when the training in ``train_dir`` has finished, else None."""
   path = os.path.join(train_dir, TRAINING_DONE_FILE)
   if not tf.io.gfile.exists(path):

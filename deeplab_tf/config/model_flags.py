@@ -4,7 +4,10 @@ Names, types and defaults are those of ``research/deeplab/common.py`` so an
 original flagfile works unchanged. Only scripts import this module; the library
 receives a ``ModelOptions`` built by ``model_options_from_flags``.
 """
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
 from absl import flags
+from absl import logging
 
 from deeplab_tf.models import backbones
 from deeplab_tf.models import meta_architectures
@@ -19,7 +22,7 @@ SEMANTIC_FAMILY = 'deeplab'
 SEMANTIC_FAMILY_DEFAULT = options_lib.META_ARCHITECTURE_V3
 
 
-def define_model_flags(output_stride_default=16):
+def define_model_flags(output_stride_default: int = 16) -> None:
   """Defines the model flags (idempotent: safe to call from several scripts)."""
   if 'model_variant' in FLAGS:
     return
@@ -112,7 +115,7 @@ def define_model_flags(output_stride_default=16):
                         for e in meta_architectures.entries()[1:]))
 
 
-def define_resize_flags():
+def define_resize_flags() -> None:
   """The original common.py resize flags (idempotent)."""
   if 'min_resize_value' in FLAGS:
     return
@@ -126,7 +129,7 @@ def define_resize_flags():
                        'one.')
 
 
-def define_dataset_flags():
+def define_dataset_flags() -> None:
   """dataset / dataset_dir, shared by train, eval and vis (idempotent)."""
   if 'dataset' in FLAGS:
     return
@@ -144,7 +147,7 @@ _DEFINERS = {'float': flags.DEFINE_float, 'integer': flags.DEFINE_integer,
              'boolean': flags.DEFINE_boolean}
 
 
-def define_task_flags(specs):
+def define_task_flags(specs: Sequence[Any]) -> None:
   """Defines the flags a training task declares (``tasks.TaskFlag``); idempotent."""
   for spec in specs:
     if spec.name in FLAGS:
@@ -155,12 +158,12 @@ def define_task_flags(specs):
     _DEFINERS[spec.kind](spec.name, spec.default, spec.help, **kwargs)
 
 
-def task_flag_values(specs):
+def task_flag_values(specs: Sequence[Any]) -> Dict[str, Any]:
   """{name: value} of the given task flags."""
   return {spec.name: FLAGS[spec.name].value for spec in specs}
 
 
-def define_checkpoint_loop_flags():
+def define_checkpoint_loop_flags() -> None:
   """The original eval.py / vis.py flags of the checkpoint loop and the
   multi-scale test, shared by eval and vis (idempotent)."""
   if 'checkpoint_dir' in FLAGS:
@@ -185,7 +188,7 @@ def define_checkpoint_loop_flags():
                        'TFLite export of deeplab_tf.export_model.')
 
 
-def define_initialization_flags():
+def define_initialization_flags() -> None:
   """initialize_last_layer / last_layers_contain_logits_only (train, convert_checkpoint)."""
   if 'initialize_last_layer' in FLAGS:
     return
@@ -199,7 +202,7 @@ def define_initialization_flags():
                        'original.')
 
 
-def define_crf_flags():
+def define_crf_flags() -> None:
   """The fully connected CRF of DeepLab v1/v2 as a post-processing step (idempotent)."""
   if 'crf' in FLAGS:
     return
@@ -236,7 +239,8 @@ def crf_params_from_flags():
                         num_iterations=FLAGS.crf_num_iterations)
 
 
-def parse_crop_size(values, flag_name):
+def parse_crop_size(values: Optional[Sequence[str]],
+                    flag_name: str) -> Optional[Tuple[int, int]]:
   """A "height,width" list flag -> (h, w); "auto" -> None (whole images).
 
   Raises ValueError naming the flag and the value.
@@ -254,13 +258,14 @@ def parse_crop_size(values, flag_name):
   return crop
 
 
-def model_flag_values():
+def model_flag_values() -> Dict[str, Any]:
   """{name: value} of every model flag this script defines."""
   names = {name for e in meta_architectures.entries() for name in e.flag_names}
   return {name: FLAGS[name].value for name in sorted(names) if name in FLAGS}
 
 
-def options_from_flags(crop_size=None, num_classes=None, allowed=None):
+def options_from_flags(crop_size=None, num_classes: Optional[int] = None,
+                       allowed: Optional[Sequence[str]] = None):
   """The options of the family --meta_architecture selects, from the flags.
 
   ``crop_size`` and ``num_classes`` come from the script (its crop flag, the
@@ -271,12 +276,14 @@ def options_from_flags(crop_size=None, num_classes=None, allowed=None):
       allowed=allowed)
 
 
-def model_options_from_flags(crop_size=None, num_classes=None):
+def model_options_from_flags(crop_size=None,
+                             num_classes: Optional[int] = None
+                             ) -> options_lib.ModelOptions:
   """ModelOptions (the semantic DeepLab models) from the model flags."""
   return options_from_flags(crop_size, num_classes, allowed=(SEMANTIC_FAMILY,))
 
 
-def given_model_flags():
+def given_model_flags() -> List[str]:
   """Names of the model flags given on the command line (or a flagfile)."""
   return [name for name in model_flag_values() if FLAGS[name].present]
 
@@ -291,3 +298,14 @@ def checkpoint_options(checkpoint_path, flag_options,
   return model_options.resolve(checkpoint_path, flag_options,
                                given_model_flags(), script_fields,
                                json_path=json_path, families=families)
+
+
+def warn_if_flip_ignored(scales, add_flipped_images) -> None:
+  """One line when the original's single-scale path ignores the flip."""
+  if add_flipped_images and tuple(float(s) for s in scales) == (1.0,):
+    logging.warning(
+        'add_flipped_images with the single scale 1.0: as in the original '
+        'eval.py / vis.py / export_model.py, the single-scale path '
+        '(predict_labels) runs and the flip is not added. Give several '
+        'scales to average flipped predictions.')
+

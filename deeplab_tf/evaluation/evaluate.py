@@ -27,6 +27,8 @@ from deeplab_tf.data import datasets_info
 from deeplab_tf.data import pipeline
 from deeplab_tf.evaluation.metrics import StreamingConfusionMatrix
 from deeplab_tf.models import build_predictor
+from deeplab_tf.models.deeplab import crf_probabilities
+from deeplab_tf.models.deeplab import original_inference_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +133,7 @@ def predict_labels_fn(predictor, crf_params=None):
   from deeplab_tf import crf  # pylint: disable=g-import-not-at-top
 
   def predict(images):
-    probabilities = predictor(images, training=False)['semantic_prob']
+    probabilities = crf_probabilities(predictor(images, training=False))
     refined = crf.refine_batch(images, probabilities, crf_params)
     return tf.argmax(refined, axis=-1)
   return predict
@@ -188,9 +190,12 @@ class Evaluator:
         pad_multiple=options.output_stride)
     # Fails early (list_shards' clear message) on missing / empty shards.
     self.num_images = count_records(record_dir, settings.split)
-    self.predictor = build_predictor(
-        self.options, eval_scales=settings.eval_scales,
-        add_flipped_images=settings.add_flipped_images)
+    # As the original eval.py: scales (1.0,) take the single-scale path,
+    # which ignores add_flipped_images (the metric tag still says _flipped).
+    eval_scales, flip = original_inference_path(settings.eval_scales,
+                                                settings.add_flipped_images)
+    self.predictor = build_predictor(self.options, eval_scales=eval_scales,
+                                     add_flipped_images=flip)
     signature = [tf.TensorSpec(
         [None] + (list(settings.crop_size) if settings.crop_size
                   else [None, None]) + [3], tf.float32)]

@@ -17,6 +17,7 @@ from deeplab_tf import checkpoints
 from deeplab_tf.export.serving import ExportError
 from deeplab_tf.models import build_predictor
 from deeplab_tf.models import fold
+from deeplab_tf.models.deeplab import original_inference_path
 
 
 # Options named in a mismatch message: the ones that change variable shapes.
@@ -38,7 +39,8 @@ class PredictorSpec:
     options: ModelOptions from the model flags (crop_size is ignored: the
       serving graph or the TFLite input size decides it).
     eval_scales: original --inference_scales.
-    add_flipped_images: original --add_flipped_images.
+    add_flipped_images: original --add_flipped_images; as the original
+      export_model.py, not read with scales (1.0,) (its single-scale path).
     fold_batch_norm: fold BatchNorm into the convolutions (same outputs up
       to float rounding, faster).
   """
@@ -53,6 +55,8 @@ class PredictorSpec:
       raise ExportError('inference_scales must be positive numbers; got %r.'
                         % (list(self.eval_scales),))
     object.__setattr__(self, 'eval_scales', scales)
+    _, flip = original_inference_path(scales, self.add_flipped_images)
+    object.__setattr__(self, 'add_flipped_images', flip)
 
 
 def find_checkpoint(path):

@@ -312,7 +312,8 @@ class ServingModule(tf.Module):
     labels, probabilities = outputs['semantic'], outputs['semantic_prob']
     if self._settings.crf is not None:
       from deeplab_tf import crf  # pylint: disable=g-import-not-at-top
-      probabilities = crf.refine_batch(padded, probabilities,
+      from deeplab_tf.models.deeplab import crf_probabilities  # pylint: disable=g-import-not-at-top
+      probabilities = crf.refine_batch(padded, crf_probabilities(outputs),
                                        self._settings.crf)
       labels = tf.argmax(probabilities, axis=-1)
     labels, probabilities = postprocess(labels, probabilities, resized_size,

@@ -203,8 +203,16 @@ def build_predictor(options, eval_scales=(1.0,), add_flipped_images=False,
   ``semantic`` (argmax, int64). ``options.image_pyramid`` is used there as the
   original. Otherwise it is ``predict_labels_multi_scale``: for each scale
   (and its left-right flip) the single-scale logits are upsampled to the input
-  size and soft-maxed; ``semantic_prob`` is the mean of these probabilities
-  and ``semantic`` its argmax.
+  size and soft-maxed; ``averaged_prob`` is the mean of these probabilities,
+  ``semantic`` its argmax, and ``semantic_prob`` is, as the original's
+  ``semantic_prob`` (the export's SemanticProbabilities), a softmax of that
+  mean (a quirk: the probabilities are soft-maxed twice; the CRF and the
+  conformance cases use ``averaged_prob``).
+
+  The original eval.py, vis.py and export_model.py never build
+  ``eval_scales == (1.0,)`` with the flip: they take the single-scale path
+  there and ignore ``add_flipped_images`` (``original_inference_path``).
+  Called directly, this builds what it is asked, flip included.
   """
   validation.validate(options)
   eval_scales = tuple(float(s) for s in eval_scales)
@@ -240,13 +248,37 @@ def build_predictor(options, eval_scales=(1.0,), add_flipped_images=False,
         probs.append(keras.layers.Softmax()(logits))
     prob = (dl_layers.MergeLogits('avg', name='mean_prob')(probs)
             if len(probs) > 1 else probs[0])
-    outputs['semantic_prob'] = prob
+    outputs['averaged_prob'] = prob
+    outputs['semantic_prob'] = keras.layers.Softmax(name='softmax_of_mean')(
+        prob)
     outputs['semantic'] = ArgMax(name='argmax')(prob)
   model = keras.Model(images, outputs,
                       name=name or 'deeplab_predictor_' + options.model_variant)
   model.deeplab_options = options
   model.deeplab_builder = b
   return model
+
+
+def original_inference_path(eval_scales, add_flipped_images):
+  """(eval_scales, add_flipped_images) as the original scripts build them.
+
+  The original eval.py, vis.py and export_model.py take the single-scale
+  ``predict_labels`` when the scales are exactly (1.0,), where
+  ``add_flipped_images`` is not read: the flip happens only with
+  ``predict_labels_multi_scale``. (eval.py still names its metric
+  ``miou_1.0_flipped``.)
+  """
+  eval_scales = tuple(float(s) for s in eval_scales)
+  if eval_scales == (1.0,):
+    return eval_scales, False
+  return eval_scales, bool(add_flipped_images)
+
+
+def crf_probabilities(outputs):
+  """The probabilities a CRF refines: the mean of the per-scale softmaxes
+  (multi-scale) or the softmax (single scale), not the original's
+  soft-maxed-again ``semantic_prob``."""
+  return outputs.get('averaged_prob', outputs['semantic_prob'])
 
 
 @keras.saving.register_keras_serializable(package='deeplab_tf')
