@@ -100,8 +100,7 @@ def resolve(checkpoint_path: Optional[str], flag_options,
     return flag_options, 'the model flags'
   values = _read(path)
   try:
-    entry = meta_architectures.for_name(
-        values.get('meta_architecture') or meta_architectures.names()[0])
+    entry = meta_architectures.for_dict(values)
     if families is not None and entry.family not in families:
       raise OptionsSourceError(
           '%s describes a %s model (%s); this script builds %s models.'

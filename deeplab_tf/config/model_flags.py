@@ -18,8 +18,6 @@ FLAGS = flags.FLAGS
 # The family of the semantic DeepLab models (v1, v2, v3, v3+): what eval, vis,
 # export_model, the demo and convert_checkpoint build.
 SEMANTIC_FAMILY = 'deeplab'
-# A model_options.json without meta_architecture is a semantic DeepLab one.
-SEMANTIC_FAMILY_DEFAULT = options_lib.META_ARCHITECTURE_V3
 
 
 def define_model_flags(output_stride_default: int = 16) -> None:

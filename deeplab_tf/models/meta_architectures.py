@@ -95,15 +95,19 @@ def for_options(options) -> MetaArchitecture:
                          e.options_class.__name__ for e in _REGISTRY)))
 
 
-def options_from_dict(values: Mapping[str, Any]):
-  """Options from a ``to_dict()`` dict (``model_options.json``).
+def for_dict(values: Mapping[str, Any]) -> MetaArchitecture:
+  """The family of a ``to_dict()`` dict (``model_options.json``).
 
-  The dict's ``meta_architecture`` picks the family; a dict without one is
-  the semantic DeepLab's (``ModelOptions`` dicts written before DeeperLab
+  The dict's ``meta_architecture`` picks it; a dict without one is the
+  semantic DeepLab's (``ModelOptions`` dicts written before DeeperLab
   existed, and the conformance cases).
   """
-  name = values.get('meta_architecture') or _REGISTRY[0].names[0]
-  return for_name(name).options_class.from_dict(values)
+  return for_name(values.get('meta_architecture') or _REGISTRY[0].names[0])
+
+
+def options_from_dict(values: Mapping[str, Any]):
+  """Options from a ``to_dict()`` dict, of the family ``for_dict`` names."""
+  return for_dict(values).options_class.from_dict(values)
 
 
 def options_from_flag_values(values: Mapping[str, Any], crop_size=None,

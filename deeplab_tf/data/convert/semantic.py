@@ -417,7 +417,6 @@ def write_split(samples: Iterable, settings: ConvertSettings) -> ConvertSummary:
   if settings.num_classes is not None and settings.num_classes < 1:
     raise ValueError('num_classes must be >= 1')
   lut, remap_sources = _build_lut(settings.label_remap)
-  shards.shard_assignment(len(samples), settings.num_shards)  # checks num_shards
 
   total = len(samples)
   skipped = []
@@ -435,10 +434,11 @@ def write_split(samples: Iterable, settings: ConvertSettings) -> ConvertSummary:
                  settings.num_shards,
                  ', %d skipped' % len(skipped) if skipped else '')
 
-  executor = concurrent.futures.ThreadPoolExecutor(
-      max_workers=max(1, int(settings.num_threads)))
+  # ShardWriter checks num_shards before it creates the output folder.
   with shards.ShardWriter(settings.output_dir, split, settings.num_shards,
                           total) as out:
+    executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=max(1, int(settings.num_threads)))
     try:
       pending = collections.deque()
       next_submit = 0

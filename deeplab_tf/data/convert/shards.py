@@ -10,6 +10,7 @@ names that the ``<split>-*`` reader pattern does not match and renamed only
 when the whole split succeeded, so a failed or interrupted run never leaves a
 shard that looks complete.
 """
+import bisect
 import math
 import os
 import re
@@ -97,10 +98,12 @@ class ShardWriter:
     self._opened = []
 
   def shard_of(self, index: int) -> int:
-    for shard, end in enumerate(self._ends):
-      if index < end:
-        return shard
-    raise IndexError('item %d is past the last shard' % index)
+    # The first shard whose end is past the item (ends never decrease; a
+    # bisection, since COCO writes 118k items into 1000 shards).
+    shard = bisect.bisect_right(self._ends, index)
+    if shard >= self.num_shards:
+      raise IndexError('item %d is past the last shard' % index)
+    return shard
 
   def _open_through(self, shard):
     while self._shard < shard:
