@@ -453,8 +453,18 @@ def test_layout_errors_are_explicit():
                        max_instances_per_category=4, offset=256 * 4)
   ok = np.ones([2, 2], np.int32)
   zeros = np.zeros([2, 2], np.int32)
+  # Instance 4 of category 1 is combined as the original does: 1 * 4 + 4 is
+  # category 2, instance 0 (a false negative of category 2 here), with a
+  # warning; strict_instance_ids makes it an error.
+  aliased = PanopticQuality(3, 255, 4, 256 * 4)
+  with pytest.warns(panoptic_base.InstanceIdWarning,
+                    match='max_instances_per_category=4'):
+    aliased.compare_and_accumulate(ok, zeros + 4, ok, zeros)
+  np.testing.assert_array_equal(_pq_state(aliased)[2:],
+                                [[0, 0, 1], [0, 1, 0]])
   with pytest.raises(ValueError, match='max_instances_per_category=4'):
-    pq.compare_and_accumulate(ok, zeros + 4, ok, zeros)
+    PanopticQuality(3, 255, 4, 256 * 4, strict_instance_ids=True
+                   ).compare_and_accumulate(ok, zeros + 4, ok, zeros)
   with pytest.raises(ValueError, match=r'in \[0, 3\) or the ignored_label'):
     pq.compare_and_accumulate(ok, zeros, ok + 3, zeros)
   with pytest.raises(ValueError, match='predicted segment id 1020'):
@@ -507,12 +517,16 @@ def _reference_pq(gt_cat, gt_inst, pred_cat, pred_inst, num_categories,
   for g, g_mask in gt.items():
     for p, p_mask in pred.items():
       inter = np.sum(g_mask & p_mask)
-      if g[0] == ignored or p[0] != g[0] or not inter:
+      if p[0] != g[0] or not inter:
         continue
-      iou = inter / (g_mask.sum() + np.sum(p_mask & ~void) - inter)
+      # The ignored category is matched too, as the original: against void
+      # the union can be 0 (an infinite IoU there).
+      union = g_mask.sum() + np.sum(p_mask & ~void) - inter
+      iou = inter / union if union else np.inf
       if iou > 0.5:
-        state[0, g[0]] += iou
-        state[1, g[0]] += 1
+        if g[0] < num_categories:
+          state[0, g[0]] += iou
+          state[1, g[0]] += 1
         gt_hit.add(g)
         pred_hit.add(p)
   for g in gt:
@@ -646,9 +660,23 @@ def test_streaming_hand_scene_and_checks():
   covering.update(gt_cat, gt_inst, pred_cat, pred_inst)
   np.testing.assert_allclose(covering.result().numpy()[:, 1],
                              [10 / 12, 10, 12])
+  strict = streaming_panoptic.StreamingPanopticQuality(
+      num_classes=3, max_instances_per_category=4, ignored_label=0,
+      offset=32, strict_instance_ids=True)
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match='max_instances_per_category=4'):
-    metric.update(gt_cat, gt_inst + 4, pred_cat, pred_inst)
+    strict.update(gt_cat, gt_inst + 4, pred_cat, pred_inst)
+  # Without it, combined as the original (and the numpy metric) combine them.
+  aliased = streaming_panoptic.StreamingPanopticQuality(
+      num_classes=3, max_instances_per_category=4, ignored_label=0, offset=32)
+  aliased.update(gt_cat, gt_inst + 4, pred_cat, pred_inst)
+  reference = PanopticQuality(3, 0, 4, 32)
+  with pytest.warns(panoptic_base.InstanceIdWarning):
+    reference.compare_and_accumulate(gt_cat, gt_inst + 4, pred_cat,
+                                     pred_inst)
+  np.testing.assert_array_equal(aliased.totals.numpy(), _pq_state(reference))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='categories'):
+    aliased.update(gt_cat, gt_inst + 8, pred_cat, pred_inst)  # category 3
   with pytest.raises(tf.errors.InvalidArgumentError, match='categories'):
     metric.update(gt_cat, gt_inst, pred_cat + 3, pred_inst)
   small_offset = streaming_panoptic.StreamingPanopticQuality(
@@ -790,9 +818,12 @@ def test_coco_format_main_flags_and_errors(tmp_path, capsys):
     assert table.splitlines()[1].split('|')[2].strip() == 'PC'
     assert [l.split('|')[1].strip() for l in table.splitlines()[3:6]] == [
         'All', 'Things', 'Stuff']
-    flags(argv[:-1] + ['--max_instances_per_category=1'])  # crowd: 1
-    assert eval_coco_format.main(['eval_coco_format']) == 1
-    assert 'max_instances_per_category=1' in capsys.readouterr().err
+    # Crowd instance 1 with one instance per category: combined as the
+    # original does (into category 1's ids), with a warning, no error.
+    flags(argv[:-1] + ['--max_instances_per_category=1'])
+    with pytest.warns(panoptic_base.InstanceIdWarning,
+                      match='max_instances_per_category=1'):
+      assert eval_coco_format.main(['eval_coco_format']) == 0
   finally:
     flags.unparse_flags()
   with open(pred_json) as f:

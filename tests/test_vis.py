@@ -48,7 +48,7 @@ def test_colormap_facts():
   assert tuple(ade[1]) == (120, 120, 120)         # wall
   assert tuple(ade[2]) == (180, 120, 120)         # building
   assert tuple(ade[150]) == (92, 0, 255)
-  assert tuple(ade[151]) == (0, 0, 0)
+  assert len(ade) == 151                          # the original's table
   vistas = V.get_colormap('mapillary_vistas')
   assert len(V.MAPILLARY_VISTAS_COLORMAP) == 66
   assert tuple(vistas[0]) == (165, 42, 42)        # bird
@@ -57,8 +57,11 @@ def test_colormap_facts():
   assert tuple(V.get_colormap('camvid')[0]) == (128, 128, 128)  # sky
   for name in V.COLORMAP_NAMES:
     table = V.get_colormap(name)
-    assert table.shape == (256, 3) and table.dtype == np.uint8, name
-  np.testing.assert_array_equal(V.get_colormap('pascal_voc_seg'), pascal)
+    assert table.shape == (V.COLORMAP_MAX_ENTRIES[name], 3), name
+    assert table.dtype == np.uint8, name
+  # The dataset's descriptor holds the 256 colours of 8-bit labels.
+  np.testing.assert_array_equal(V.get_colormap('pascal_voc_seg'),
+                                pascal[:256])
   # No longer a random palette: distinct classes, distinct colours.
   assert len({tuple(c) for c in V.ADE20K_COLORMAP}) >= 145
 
@@ -75,27 +78,50 @@ def test_unknown_colormap_is_refused_with_the_accepted_names():
 
 def test_colorize_names_and_rgb_lists():
   labels = np.array([[0, 1], [2, 255]])
+  # 255 lies past ADE20K's 151 entries: refused as the original, or black
+  # when asked (groundtruth pictures).
+  with pytest.raises(ValueError, match="too large: 255 >= 151, the entries "
+                     "of the 'ade20k' colormap"):
+    V.colorize(labels, 'ade20k')
   np.testing.assert_array_equal(
-      V.colorize(labels, 'ade20k'),
+      V.colorize(labels, 'ade20k', beyond_table='black'),
       [[[0, 0, 0], [120, 120, 120]], [[180, 120, 120], [0, 0, 0]]])
+  # A list of colours is padded to 256 with black.
   custom = V.colorize(labels, [(1, 2, 3), (4, 5, 6), (7, 8, 9)])
   np.testing.assert_array_equal(custom[1, 0], (7, 8, 9))
   np.testing.assert_array_equal(custom[1, 1], (0, 0, 0))
-  with pytest.raises(ValueError, match=r'\[0, 255\], got \[0, 256\]'):
-    V.colorize([[0, 256]])
+  with pytest.raises(ValueError, match='too large: 256 >= 256'):
+    V.colorize([[0, 256]], [(1, 2, 3)])
+  # PASCAL's table has the original's 512 entries.
+  np.testing.assert_array_equal(V.colorize([[300]]),
+                                V.get_colormap('pascal')[[[300]]])
+  with pytest.raises(ValueError, match='too large: 512 >= 512'):
+    V.colorize([[0, 512]])
+  with pytest.raises(ValueError, match='>= 0, got -1'):
+    V.colorize([[0, -1]])
+  with pytest.raises(ValueError, match='beyond_table'):
+    V.colorize(labels, beyond_table='wrap')
+  # A panoptic picture draws its ignore label black, past the table or not.
+  category = np.array([[1, 255], [2, 255]])
+  pic = V.colorize_panoptic(category, np.zeros_like(category), 'ade20k',
+                            boundaries=False)
+  np.testing.assert_array_equal(pic[:, 1], 0)
+  np.testing.assert_array_equal(pic[0, 0], (120, 120, 120))
 
 
 def test_colormap_for_a_dataset():
   assert vis_lib.colormap_for('ade20k', 'pascal_voc_seg') == 'ade20k'
   # One rule: a dataset's pictures use its descriptor's colours everywhere.
   assert vis_lib.colormap_for('dataset', 'ade20k') == V.ADE20K_COLORMAP
-  np.testing.assert_array_equal(V.get_colormap('ade20k'),
-                                V.resolve_colormap(vis_lib.colormap_for(
-                                    'dataset', 'ade20k')))
+  # The same colours; the named table stops at the original's 151 entries,
+  # the descriptor's is padded to 256 (black).
+  by_dataset = V.resolve_colormap(vis_lib.colormap_for('dataset', 'ade20k'))
+  np.testing.assert_array_equal(V.get_colormap('ade20k'), by_dataset[:151])
+  assert by_dataset.shape == (256, 3) and not by_dataset[151:].any()
   np.testing.assert_array_equal(V.get_colormap('quickstart')[:6],
                                 datasets_info.QUICKSTART_COLORMAP)
   np.testing.assert_array_equal(V.get_colormap('pascal_voc_seg'),
-                                V.get_colormap('pascal'))
+                                V.get_colormap('pascal')[:256])
   assert datasets_info.get_descriptor(
       'mapillary_vistas').label_colours == V.MAPILLARY_VISTAS_COLORMAP
   assert vis_lib.colormap_for('dataset', 'camvid')[0] == (128, 128, 128)
@@ -184,6 +210,27 @@ def test_png_files_are_rgb_and_raw_ids(tmp_path):
   assert vis_lib.raw_prediction_filename(
       b'frankfurt/frankfurt_000000_000294_leftImg8bit') == (
           'frankfurt_000000_000294_leftImg8bit.png')
+
+
+def test_save_sample_labels_past_a_named_table(tmp_path):
+  # Mapillary Vistas: 66 entries, ignore label 255 in the groundtruth. The
+  # prediction is drawn as the original would (its ids are below 66); the
+  # groundtruth picture (ours) draws 255 black instead of failing.
+  settings = vis_lib.VisSettings(vis_logdir=str(tmp_path),
+                                 colormap='mapillary_vistas',
+                                 save_overlay=False)
+  vis_lib.prepare_output_dirs(settings)
+  sample = vis_lib.Sample(image=np.zeros((2, 2, 3), np.uint8),
+                          prediction=np.array([[0, 13], [13, 65]]),
+                          filename='a', label=np.array([[0, 13], [255, 65]]))
+  paths = vis_lib.save_sample(0, sample, settings)
+  truth = cv2.imread(paths[-1])[..., ::-1]
+  vistas = V.get_colormap('mapillary_vistas')
+  np.testing.assert_array_equal(truth[0], vistas[[0, 13]])
+  np.testing.assert_array_equal(truth[1], [[0, 0, 0], vistas[65]])
+  sample.prediction[0, 0] = 66
+  with pytest.raises(ValueError, match='too large: 66 >= 66'):
+    vis_lib.save_sample(1, sample, settings)
 
 
 def test_settings_errors():

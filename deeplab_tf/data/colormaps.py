@@ -90,8 +90,17 @@ CITYSCAPES_TRAIN_ID_TO_LABEL_ID = (
     7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
 
 
-def pascal_colormap(num_entries=256):
-  """[num_entries, 3] uint8: VOC devkit colours (class 0 black, 255 cream)."""
+# Entries of the original create_pascal_label_colormap (ids up to 511 have a
+# colour there, so a label map of 256 classes plus ids past it can be drawn).
+PASCAL_COLORMAP_ENTRIES = 512
+
+
+def pascal_colormap(num_entries=PASCAL_COLORMAP_ENTRIES):
+  """[num_entries, 3] uint8: VOC devkit colours (class 0 black, 255 cream).
+
+  The default size is the original's, 512; the devkit rule gives every id
+  its colour, so any ``num_entries`` is a prefix of the same sequence.
+  """
   colormap = np.zeros((num_entries, 3), dtype=np.int64)
   indices = np.arange(num_entries)
   for shift in reversed(range(8)):
@@ -102,5 +111,6 @@ def pascal_colormap(num_entries=256):
 
 
 def pascal_colours(num_colors=256):
-  """The PASCAL VOC colours as a tuple of RGB tuples (a descriptor colormap)."""
+  """The PASCAL VOC colours as a tuple of RGB tuples (a descriptor colormap:
+  256, one per 8-bit label value)."""
   return tuple(tuple(c) for c in pascal_colormap(num_colors).tolist())

@@ -24,10 +24,16 @@ module keeps that interface and adds what both metrics need:
 Segment ids and the meaning of the ignored label follow the original:
 ``segment_id = category * max_instances_per_category + instance``; pixels of
 the ignored category with instance 0 are "void", with instance > 0 they are
-crowd regions (COCO ``iscrowd``).
+crowd regions (COCO ``iscrowd``). As there, an instance id at or above
+``max_instances_per_category`` is not refused: the sum puts it among the ids
+of a later category (the original's tests rely on it, e.g. instance 4 of
+category 0 with two instances per category is category 2, instance 0). A
+warning (``InstanceIdWarning``) says so; ``strict_instance_ids=True`` makes it
+an error instead.
 """
 import abc
 import collections
+import warnings
 
 import numpy as np
 
@@ -38,6 +44,36 @@ _EPSILON = 1e-10
 # Dense bincount is used to compact ids up to this bound (or 4x the number of
 # pixels, if larger); above it, ids are compacted with a sort (np.unique).
 _DENSE_ID_LIMIT = 1 << 22
+
+
+class InstanceIdWarning(UserWarning):
+  """An instance id >= max_instances_per_category was combined as the original
+  combines it (into the ids of a later category)."""
+
+
+def combine_labels(categories, instances, max_instances_per_category):
+  """``category * max_instances_per_category + instance`` in int64.
+
+  The original's ``_naively_combine_labels``, widened: every integer dtype is
+  converted to int64 before the arithmetic (the original computes in uint32,
+  and uint8 250 * 256 must not wrap either).
+
+  Args:
+    categories: non-negative integer array (checked by ``check_labels``).
+    instances: non-negative integer array of the same shape.
+    max_instances_per_category: the multiplier.
+
+  Returns:
+    int64 array of segment ids.
+  """
+  segment_ids = categories.astype(np.int64)
+  segment_ids *= max_instances_per_category
+  if instances.dtype == np.uint64:
+    # uint64 + int64 would be computed in float64 by numpy.
+    instances = instances.astype(np.int64)
+  segment_ids += instances
+  return segment_ids
+
 
 SegmentPairs = collections.namedtuple('SegmentPairs', [
     'gt_ids', 'gt_areas', 'pred_ids', 'pred_areas', 'pair_gt', 'pair_pred',
@@ -245,18 +281,23 @@ class SegmentationMetric(abc.ABC):
   """
 
   def __init__(self, num_categories, ignored_label, max_instances_per_category,
-               offset):
+               offset, strict_instance_ids=False):
     """Stores the label layout and resets the accumulators.
 
     Args:
       num_categories: number of categories; accumulators have this length.
       ignored_label: category id of void / crowd pixels (COCO: 0,
         Cityscapes: 255). It may lie outside ``[0, num_categories)``.
-      max_instances_per_category: instance ids must be smaller; a segment id
-        is ``category * max_instances_per_category + instance``.
+      max_instances_per_category: a segment id is ``category *
+        max_instances_per_category + instance``. Larger instance ids are
+        combined the same way (the original's behaviour: they fall among the
+        ids of later categories), with an ``InstanceIdWarning``.
       offset: bound on predicted segment ids (the original pairs segments
         as ``gt_id * offset + pred_id``); every predicted segment id must be
         below it.
+      strict_instance_ids: raise a ValueError for an instance id >=
+        max_instances_per_category instead of combining it as the original
+        (off by default).
 
     Raises:
       ValueError: if a count is not positive or ignored_label is negative.
@@ -274,6 +315,7 @@ class SegmentationMetric(abc.ABC):
     self.ignored_label = int(ignored_label)
     self.max_instances_per_category = int(max_instances_per_category)
     self.offset = int(offset)
+    self.strict_instance_ids = bool(strict_instance_ids)
     self.reset()
 
   def _naively_combine_labels(self, category_array, instance_array):
@@ -287,28 +329,33 @@ class SegmentationMetric(abc.ABC):
       int64 array of segment ids.
 
     Raises:
-      ValueError: if an instance id is not below max_instances_per_category
-        (the original would silently alias it into the next category).
+      ValueError: for a negative or non-integer label, or, with
+        ``strict_instance_ids``, an instance id not below
+        max_instances_per_category.
     """
     categories = check_labels(category_array, 'category array')
     instances = check_labels(instance_array, 'instance array')
     if instances.size:
       highest = int(instances.max())
       if highest >= self.max_instances_per_category:
-        raise ValueError(
-            'instance ids must be < max_instances_per_category=%d; received '
-            'an instance id %d (it would collide with a segment of the next '
-            'category); raise max_instances_per_category'
-            % (self.max_instances_per_category, highest))
-    # Widened before any arithmetic (uint8 250 * 256 must not wrap), in
-    # place on one int64 copy; the instances are widened on the fly.
-    segment_ids = categories.astype(np.int64)
-    segment_ids *= self.max_instances_per_category
-    if instances.dtype == np.uint64:
-      # uint64 + int64 would be computed in float64 by numpy.
-      instances = instances.astype(np.int64)
-    segment_ids += instances
-    return segment_ids
+        if self.strict_instance_ids:
+          raise ValueError(
+              'instance ids must be < max_instances_per_category=%d '
+              '(strict_instance_ids); received an instance id %d (it would '
+              'fall among the segment ids of a later category)'
+              % (self.max_instances_per_category, highest))
+        # The text does not hold the id, so that Python's warning filter
+        # shows it once per metric layout rather than once per image.
+        warnings.warn(
+            'instance ids >= max_instances_per_category=%d are combined as '
+            'the original combines them, category * %d + instance: they fall '
+            'among the segment ids of later categories. Raise '
+            'max_instances_per_category, or pass strict_instance_ids=True to '
+            'make this an error.' % (self.max_instances_per_category,
+                                     self.max_instances_per_category),
+            InstanceIdWarning, stacklevel=4)
+    return combine_labels(categories, instances,
+                          self.max_instances_per_category)
 
   def _check_segment_ids(self, segment_ids, name, below_offset):
     """Checks the distinct segment ids of one map against the label layout.
@@ -378,8 +425,20 @@ class SegmentationMetric(abc.ABC):
     pred_ids = self._naively_combine_labels(predicted_category_array,
                                             predicted_instance_array)
     pairs = pair_segments(gt_ids, pred_ids)
-    self._check_segment_ids(pairs.gt_ids, 'groundtruth', below_offset=False)
-    self._check_segment_ids(pairs.pred_ids, 'predicted', below_offset=True)
+    try:
+      self._check_segment_ids(pairs.gt_ids, 'groundtruth', below_offset=False)
+      self._check_segment_ids(pairs.pred_ids, 'predicted', below_offset=True)
+    except ValueError as e:
+      # A category out of range may come from large instance ids; say so.
+      largest = max(int(np.max(a, initial=0)) for a in (
+          groundtruth_instance_array, predicted_instance_array))
+      if largest < self.max_instances_per_category:
+        raise
+      raise ValueError(
+          '%s (instance ids up to %d are not below max_instances_per_category'
+          '=%d: as in the original, they were combined into the ids of later '
+          'categories)' % (e, largest, self.max_instances_per_category)
+      ) from None
     return pairs
 
   def _category_counts(self, categories, weights=None):

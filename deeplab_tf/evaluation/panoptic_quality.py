@@ -21,11 +21,16 @@ module reproduces ``research/deeplab/evaluation/panoptic_quality.py``:
 - the means are over categories with TP + FN + FP > 0, the ignored category
   excluded; a category with only false positives counts with PQ = 0.
 
-One deliberate difference: segments of the ignored category are never
-matched with each other. The original would match a predicted ignored-label
-segment with groundtruth void (its void-corrected union can be 0, giving an
-infinite IoU); this only changed the ignored category's accumulators, which
-no mean uses.
+Segments of the ignored category are matched like any other, as in the
+original: a predicted segment of the ignored category and groundtruth void
+or crowd form a true positive when their IoU, with the same void-corrected
+union, exceeds 0.5. Against void that union leaves the intersection out
+twice, so the IoU can exceed 1 (the original's tests expect 2.06 on their
+"team" image), and a prediction covering exactly the void region gives a
+union of 0 and an infinite IoU, as there. Only the ignored category's entries
+of the accumulators change; no mean uses them. ``skip_ignored_matches=True``
+never matches the ignored category instead (its predictions then count as
+its false positives unless mostly on void or crowd).
 """
 import collections
 
@@ -34,19 +39,22 @@ import numpy as np
 from deeplab_tf.evaluation import panoptic_base
 
 
-def panoptic_statistics(pairs, max_instances_per_category, ignored_label):
+def panoptic_statistics(pairs, max_instances_per_category, ignored_label,
+                        skip_ignored_matches=False):
   """Matches the segments of one image and counts TP, FN, FP and IoU sums.
 
   Args:
     pairs: ``panoptic_base.SegmentPairs`` of the image.
     max_instances_per_category: the segment id layout (category = id // it).
     ignored_label: the void / crowd category.
+    skip_ignored_matches: never match segments of the ignored category (the
+      original matches them like the others).
 
   Returns:
     dict with, per segment or pair (not yet per category):
       'match': bool [K], pairs that are true positives;
       'iou': float64 [K], the void-corrected IoU of each pair (0 if not the
-        same category);
+        same category; > 1 or inf possible for the ignored category);
       'gt_category', 'pred_category': int64 [G], [P] segment categories;
       'false_negative': bool [G], unmatched non-ignored groundtruth segments;
       'false_positive': bool [P], unmatched predicted segments not mostly on
@@ -70,13 +78,18 @@ def panoptic_statistics(pairs, max_instances_per_category, ignored_label):
                                         pairs.pair_areas, 0),
       minlength=num_pred)
 
-  same_category = ((pair_gt_category == pred_category[pairs.pair_pred]) &
-                   (pair_gt_category != ignored_label))
+  same_category = pair_gt_category == pred_category[pairs.pair_pred]
+  if skip_ignored_matches:
+    same_category &= pair_gt_category != ignored_label
   union = (pairs.gt_areas[pairs.pair_gt] + pairs.pred_areas[pairs.pair_pred] -
            pairs.pair_areas - void_overlap[pairs.pair_pred])
-  # union >= gt area > 0 for a non-ignored groundtruth segment.
-  iou = np.where(same_category,
-                 pairs.pair_areas / np.where(same_category, union, 1), 0.0)
+  # union >= gt area > 0 for a non-ignored groundtruth segment. Groundtruth
+  # void against a prediction of the ignored category loses the intersection
+  # twice: union = |void - pred| + |pred - void|, 0 when they coincide, where
+  # the original's division gives inf (a match); so does this one, silently.
+  with np.errstate(divide='ignore'):
+    iou = np.where(same_category,
+                   pairs.pair_areas / np.where(same_category, union, 1), 0.0)
   match = same_category & (iou > 0.5)
 
   gt_matched = np.zeros(pairs.gt_ids.size, bool)
@@ -102,6 +115,27 @@ class PanopticQuality(panoptic_base.SegmentationMetric):
   ``fn_per_class``, ``fp_per_class``.
   """
 
+  def __init__(self, num_categories, ignored_label, max_instances_per_category,
+               offset, strict_instance_ids=False, skip_ignored_matches=False):
+    """Stores the label layout and the matching rule.
+
+    Args:
+      num_categories: number of categories.
+      ignored_label: category id of void / crowd pixels.
+      max_instances_per_category: segment id = category * it + instance
+        (larger instance ids are combined the same way, as the original).
+      offset: bound on predicted segment ids (see ``SegmentationMetric``).
+      strict_instance_ids: raise for instance ids >=
+        max_instances_per_category (off by default; see
+        ``SegmentationMetric``).
+      skip_ignored_matches: never match segments of the ignored category
+        (off by default: the original matches them, which only fills the
+        ignored category's entries of the accumulators).
+    """
+    super().__init__(num_categories, ignored_label, max_instances_per_category,
+                     offset, strict_instance_ids)
+    self.skip_ignored_matches = bool(skip_ignored_matches)
+
   def compare_and_accumulate(self, groundtruth_category_array,
                              groundtruth_instance_array,
                              predicted_category_array,
@@ -122,7 +156,7 @@ class PanopticQuality(panoptic_base.SegmentationMetric):
                                 predicted_category_array,
                                 predicted_instance_array)
     stats = panoptic_statistics(pairs, self.max_instances_per_category,
-                                self.ignored_label)
+                                self.ignored_label, self.skip_ignored_matches)
     matched_category = stats['gt_category'][pairs.pair_gt[stats['match']]]
     self.iou_per_class += self._category_counts(
         matched_category, stats['iou'][stats['match']])
@@ -203,8 +237,18 @@ class PanopticQuality(panoptic_base.SegmentationMetric):
     print(self.format_detailed_results(is_thing, print_digits))
 
   def merge(self, other_instance):
-    """Adds another PanopticQuality's accumulators to this one's."""
+    """Adds another PanopticQuality's accumulators to this one's.
+
+    Raises:
+      ValueError: if the layouts or the matching rules (skip_ignored_matches)
+        differ.
+    """
     self._check_mergeable(other_instance)
+    if other_instance.skip_ignored_matches != self.skip_ignored_matches:
+      raise ValueError('cannot merge a PanopticQuality with '
+                       'skip_ignored_matches=%s into one with %s' % (
+                           other_instance.skip_ignored_matches,
+                           self.skip_ignored_matches))
     self.iou_per_class += other_instance.iou_per_class
     self.tp_per_class += other_instance.tp_per_class
     self.fn_per_class += other_instance.fn_per_class

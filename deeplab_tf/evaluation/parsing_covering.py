@@ -71,19 +71,23 @@ class ParsingCovering(panoptic_base.SegmentationMetric):
   """
 
   def __init__(self, num_categories, ignored_label, max_instances_per_category,
-               offset, normalize_by_image_size=True):
+               offset, normalize_by_image_size=True, strict_instance_ids=False):
     """Stores the label layout and the area normalisation.
 
     Args:
       num_categories: number of categories.
       ignored_label: category id of void / crowd pixels.
-      max_instances_per_category: instance ids must be smaller.
+      max_instances_per_category: segment id = category * it + instance
+        (larger instance ids are combined the same way, as the original).
       offset: bound on predicted segment ids (see ``SegmentationMetric``).
       normalize_by_image_size: divide each image's areas by its number of
         pixels before accumulating (the original's default, True).
+      strict_instance_ids: raise for instance ids >=
+        max_instances_per_category (off by default; see
+        ``SegmentationMetric``).
     """
     super().__init__(num_categories, ignored_label, max_instances_per_category,
-                     offset)
+                     offset, strict_instance_ids)
     self.normalize_by_image_size = bool(normalize_by_image_size)
 
   def compare_and_accumulate(self, groundtruth_category_array,

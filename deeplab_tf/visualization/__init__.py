@@ -16,9 +16,11 @@ from deeplab_tf.visualization.colors import CITYSCAPES_COLORMAP
 from deeplab_tf.visualization.colors import CITYSCAPES_TRAIN_ID_TO_LABEL_ID
 from deeplab_tf.visualization.colors import colorize
 from deeplab_tf.visualization.colors import colorize_panoptic
+from deeplab_tf.visualization.colors import COLORMAP_MAX_ENTRIES
 from deeplab_tf.visualization.colors import COLORMAP_NAMES
 from deeplab_tf.visualization.colors import DATASET_COLORMAP
 from deeplab_tf.visualization.colors import get_colormap
+from deeplab_tf.visualization.colors import label_to_color_image
 from deeplab_tf.visualization.colors import map_label_ids
 from deeplab_tf.visualization.colors import MAPILLARY_VISTAS_COLORMAP
 from deeplab_tf.visualization.colors import overlay
@@ -32,7 +34,8 @@ __all__ = [
     'ADE20K_COLORMAP', 'BOUNDARY_COLOUR', 'CAMVID_COLORMAP',
     'cityscapes_train_id_to_label_id', 'CITYSCAPES_COLORMAP',
     'CITYSCAPES_TRAIN_ID_TO_LABEL_ID', 'colorize', 'colorize_panoptic',
-    'COLORMAP_NAMES', 'DATASET_COLORMAP', 'get_colormap', 'map_label_ids',
+    'COLORMAP_MAX_ENTRIES', 'COLORMAP_NAMES', 'DATASET_COLORMAP',
+    'get_colormap', 'label_to_color_image', 'map_label_ids',
     'MAPILLARY_VISTAS_COLORMAP', 'overlay', 'PANOPTIC_JITTER',
     'pascal_colormap', 'resolve_colormap', 'segment_boundaries',
     'split_panoptic',

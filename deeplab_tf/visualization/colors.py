@@ -2,8 +2,13 @@
 
 Tables by name (``get_colormap``): ``pascal`` (PASCAL VOC), ``cityscapes``
 (trainIds), ``ade20k`` (SceneParse150), ``mapillary_vistas`` (the 66 classes
-of Vistas v1.x) and ``camvid`` (the SegNet 11 classes). Every table is padded
-to 256 entries with black, so any uint8 label value has a colour.
+of Vistas v1.x) and ``camvid`` (the SegNet 11 classes). Each named table has
+the size of the original ``get_dataset_colormap``'s (``COLORMAP_MAX_ENTRIES``:
+PASCAL 512, Cityscapes 256 with black past the 19 trainIds, ADE20K 151,
+Mapillary Vistas 66; CamVid, ours, 256 like Cityscapes), and a label value
+past the table is refused with the original's "label value too large" error
+(``label_to_color_image``, ``colorize``). A table given as a list of colours
+(a dataset description's) is padded to 256 entries with black.
 
 The PASCAL map is the VOC devkit's bit-interleaving rule (class c gets its
 bits spread over R, G and B from the most significant bit down), which the
@@ -28,23 +33,40 @@ COLORMAP_NAMES = ('pascal', 'cityscapes', 'ade20k', 'mapillary_vistas',
 # (visualization.vis_lib.colormap_for).
 DATASET_COLORMAP = 'dataset'
 
+# Entries of each named table: the original get_dataset_colormap's
+# _DATASET_MAX_ENTRIES (its PASCAL map has 512, so ids up to 511 have a
+# colour; its Cityscapes map 256, black past the 19 trainIds), and CamVid
+# (ours) padded like Cityscapes. Label values must be below them.
+COLORMAP_MAX_ENTRIES = {'pascal': 512, 'cityscapes': 256, 'ade20k': 151,
+                        'mapillary_vistas': 66, 'camvid': 256}
+assert set(COLORMAP_MAX_ENTRIES) == set(COLORMAP_NAMES)
+
 
 def _padded(colours, num_entries=256):
-  colormap = np.zeros((num_entries, 3), np.uint8)
+  colormap = np.zeros((max(num_entries, len(colours)), 3), np.uint8)
   colormap[:len(colours)] = colours
   return colormap
 
 
 def get_colormap(name):
-  """A [256, 3] uint8 colormap by name (``COLORMAP_NAMES`` or the name of a
-  registered dataset, which means its ``label_colours``).
+  """A uint8 [N, 3] colormap by name.
 
-  Entries past a dataset's table are black, as unused ids should never show.
+  Args:
+    name: one of ``COLORMAP_NAMES`` (N is ``COLORMAP_MAX_ENTRIES[name]``, the
+      original's table size), or the name of a registered dataset, meaning
+      its ``label_colours`` (``resolve_colormap``).
+
+  Returns:
+    uint8 [N, 3]; entries past a dataset's own colours are black, as unused
+    ids should never show.
+
+  Raises:
+    ValueError: for an unknown name.
   """
   if name not in COLORMAP_NAMES and name in datasets_info.DATASETS:
     return resolve_colormap(datasets_info.DATASETS[name].label_colours)
   if name == 'pascal':
-    return pascal_colormap()
+    return pascal_colormap(COLORMAP_MAX_ENTRIES['pascal'])
   tables = {'cityscapes': CITYSCAPES_COLORMAP, 'camvid': CAMVID_COLORMAP,
             'ade20k': ADE20K_COLORMAP,
             'mapillary_vistas': MAPILLARY_VISTAS_COLORMAP}
@@ -52,11 +74,12 @@ def get_colormap(name):
     raise ValueError('Unknown colormap %r; accepted: %s (or the dataset names '
                      '%s).' % (name, ', '.join(COLORMAP_NAMES),
                                ', '.join(sorted(datasets_info.DATASETS))))
-  return _padded(tables[name])
+  return _padded(tables[name], COLORMAP_MAX_ENTRIES[name])
 
 
 def resolve_colormap(colormap):
-  """[256, 3] uint8 from a name or a sequence of RGB colours (one per id)."""
+  """uint8 [N, 3] from a name (``get_colormap``) or RGB colours (one per id;
+  padded with black to N = 256 entries)."""
   if isinstance(colormap, str):
     return get_colormap(colormap)
   colours = np.asarray(colormap)
@@ -68,17 +91,65 @@ def resolve_colormap(colormap):
   return _padded(colours.astype(np.uint8))
 
 
-def colorize(labels, colormap='pascal'):
-  """uint8 [..., 3] colour image of an integer label map (values 0..255).
+def colorize(labels, colormap='pascal', beyond_table='raise'):
+  """uint8 [..., 3] colour image of an integer label map of any shape.
 
-  ``colormap`` is a name (``get_colormap``) or a sequence of RGB colours, one
-  per class id (ids past its end are black).
+  Args:
+    labels: integer label ids, >= 0.
+    colormap: a name (``get_colormap``: the original's table sizes) or a
+      sequence of RGB colours, one per class id (padded with black to 256).
+    beyond_table: 'raise' for a label at or past the table's end, as the
+      original ``label_to_color_image`` ("label value too large", e.g. 151
+      with ADE20K's table); 'black' draws such labels black instead (for
+      pictures of groundtruth, whose ignore label, e.g. Mapillary's 255, may
+      lie past a table).
+
+  Returns:
+    uint8 [..., 3].
+
+  Raises:
+    ValueError: for a negative label, or one too large with 'raise'.
   """
+  if beyond_table not in ('raise', 'black'):
+    raise ValueError("beyond_table must be 'raise' or 'black'; got %r."
+                     % (beyond_table,))
   labels = np.asarray(labels)
-  if labels.min(initial=0) < 0 or labels.max(initial=0) > 255:
-    raise ValueError('Label values must be in [0, 255], got [%d, %d].'
-                     % (labels.min(), labels.max()))
-  return resolve_colormap(colormap)[labels.astype(np.int64)]
+  table = resolve_colormap(colormap)
+  if labels.min(initial=0) < 0:
+    raise ValueError('Label values must be >= 0, got %d.' % labels.min())
+  labels = labels.astype(np.int64)
+  largest = labels.max(initial=0)
+  if largest >= len(table):
+    if beyond_table == 'raise':
+      raise ValueError('label value too large: %d >= %d, the entries of the '
+                       '%s colormap.' % (largest, len(table), (
+                           repr(colormap) if isinstance(colormap, str)
+                           else 'given')))
+    table = _padded(table, largest + 1)
+  return table[labels]
+
+
+def label_to_color_image(label, dataset='pascal'):
+  """The original ``get_dataset_colormap.label_to_color_image``.
+
+  Args:
+    label: integer [H, W] label map.
+    dataset: a colormap name of ``COLORMAP_NAMES`` (or anything
+      ``get_colormap`` accepts).
+
+  Returns:
+    uint8 [H, W, 3] colours.
+
+  Raises:
+    ValueError: if ``label`` is not 2-D, or holds a value at or past the
+      table's end (``COLORMAP_MAX_ENTRIES``: e.g. 151 for ADE20K, 66 for
+      Mapillary Vistas, 512 for PASCAL), as the original; or a negative
+      value (the original would wrap it to the table's last entries).
+  """
+  label = np.asarray(label)
+  if label.ndim != 2:
+    raise ValueError('Expect 2-D input label. Got %s' % (label.shape,))
+  return colorize(label, dataset)
 
 
 def map_label_ids(labels, table):
@@ -157,8 +228,10 @@ def colorize_panoptic(category, instance, colormap='pascal', ignore_label=255,
   Args:
     category: int [H, W] class ids (0..255).
     instance: int [H, W] instance ids, 0 for stuff / no instance.
-    colormap: name or RGB list, as ``colorize``.
-    ignore_label: drawn black.
+    colormap: name or RGB list, as ``colorize`` (every category but the
+      ignore label must lie in the table).
+    ignore_label: drawn black (it may lie past the table, e.g. 255 with
+      ADE20K's 151 entries).
     jitter: largest per-channel shift of an instance's colour from its
       class colour (0 draws every instance in the class colour).
     boundaries: draw segment boundaries (class or instance changes) white.
@@ -176,7 +249,9 @@ def colorize_panoptic(category, instance, colormap='pascal', ignore_label=255,
     raise ValueError('instance ids must be >= 0; got %d.' % instance.min())
   if not 0 <= jitter <= 127:
     raise ValueError('jitter must be in [0, 127]; got %r.' % (jitter,))
-  colours = colorize(category, colormap).astype(np.int64)
+  ignored = category == ignore_label
+  colours = colorize(np.where(ignored, 0, category),
+                     colormap).astype(np.int64)
   things = instance > 0
   if jitter and things.any():
     pairs = np.unique(np.stack([category[things], instance[things]], 1),
@@ -185,7 +260,7 @@ def colorize_panoptic(category, instance, colormap='pascal', ignore_label=255,
       where = (category == cat) & (instance == ins)
       colours[where] += _instance_offset(cat, ins, jitter)
   colours = np.clip(colours, 0, 255).astype(np.uint8)
-  colours[category == ignore_label] = 0
+  colours[ignored] = 0
   if boundaries:
     ids = category.astype(np.int64) * (int(instance.max(initial=0)) + 1) + (
         instance.astype(np.int64))

@@ -273,9 +273,12 @@ def save_sample(index, sample: Sample, settings: VisSettings):
         os.path.join(out, OVERLAY_FORMAT % index),
         visualization.overlay(sample.image, colours, settings.overlay_alpha)))
   if settings.save_labels and sample.label is not None:
+    # Ours (the original draws no groundtruth): its ignore label may lie past
+    # a named table (Mapillary's 255, 66 entries), so such ids are black.
     paths.append(write_png(
         os.path.join(out, LABEL_FORMAT % index),
-        visualization.colorize(sample.label, settings.colormap)))
+        visualization.colorize(sample.label, settings.colormap,
+                               beyond_table='black')))
   if settings.also_save_raw_predictions:
     raw = sample.prediction
     if settings.raw_id_table is not None:
