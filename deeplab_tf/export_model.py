@@ -1,4 +1,5 @@
-r"""Exports a trained DeepLab for inference: SavedModel, TFLite, Keras file.
+r"""Exports a trained DeepLab for inference: SavedModel, TFLite, Keras file,
+or the original's frozen graph.
 
 Usage (an extracted model-zoo tarball, one command):
   python -m deeplab_tf.export_model \
@@ -41,7 +42,23 @@ size (see deeplab_tf/export/tflite.py). With ...,keras it writes
 deeplab_predictor.keras: the predictor alone (float32 0..255 input, no
 resize or padding inside). deeplab_export.json describes all of them.
 
-A folder that already holds an export is refused unless --overwrite.
+An --export_path ending in .pb writes what the original wrote instead: a
+frozen GraphDef (variables folded into constants) with the original tensor
+names, run by TensorFlow alone as model-zoo frozen_inference_graph.pb files:
+
+  ImageTensor:0               uint8 [1, height, width, 3]
+  SemanticPredictions:0       int32 [1, height, width]
+  SemanticProbabilities:0     float32 [1, height, width, num_classes]
+  RawSemanticPredictions:0    float32 [1, padded h, padded w] (before the
+                              crop and the resize back, as the original)
+  RawSemanticProbabilities:0  float32 [1, padded h, padded w, num_classes]
+
+It is frozen from the same serving computation as the SavedModel (see
+deeplab_tf/export/frozen_graph.py); --save_inference_graph then writes the
+graph before freezing to inference_graph.pbtxt beside the .pb file.
+
+A folder that already holds an export (or an existing .pb file) is refused
+unless --overwrite.
 """
 import os
 import sys
@@ -67,7 +84,12 @@ flags.DEFINE_string('checkpoint_path', None,
                     'it holds one checkpoint); detected automatically.')
 flags.DEFINE_string('export_path', None,
                     'Folder to write the export to (the SavedModel itself, '
-                    'plus the TFLite / Keras files and deeplab_export.json).')
+                    'plus the TFLite / Keras files and deeplab_export.json); '
+                    'or a file path ending in .pb: the frozen GraphDef of the '
+                    'original export_model.py (ImageTensor -> '
+                    'SemanticPredictions, SemanticProbabilities, '
+                    'RawSemanticPredictions, RawSemanticProbabilities), '
+                    'nothing else.')
 
 
 class _IntsParser(flags.ArgumentParser):
@@ -107,10 +129,14 @@ flags.DEFINE_integer('quantize_delay_step', -1,
                      'only -1 is accepted here: use --export_formats=tflite '
                      '--tflite_quantization=int8 for an int8 model.')
 flags.DEFINE_bool('save_inference_graph', False,
-                  'Also write the serving_default graph as text proto '
-                  '(inference_graph.pbtxt), as the original flag.')
+                  'Also write the graph as a text proto, '
+                  'inference_graph.pbtxt, in the export folder: the '
+                  'serving_default graph, or for a .pb --export_path the '
+                  'graph before freezing, beside the .pb (as the original).')
 flags.DEFINE_list('export_formats', ['saved_model'],
-                  'What to write, comma list of: %s.' % ', '.join(FORMATS))
+                  'What to write into the --export_path folder, comma list '
+                  'of: %s. Not with a .pb --export_path (frozen graph only).'
+                  % ', '.join(FORMATS))
 flags.DEFINE_list('tflite_quantization', ['float'],
                   'TFLite models to write, comma list of: float (float32 '
                   'weights and kernels), int8 (post-training full-integer '
@@ -137,9 +163,10 @@ DEVIATIONS = (
     'images larger than the crop (after resize) are padded to the next '
     'k * output_stride + 1 instead of failing; the model then pools the '
     'image globally, as the original does for an image padded to its crop',
-    'SavedModel signatures instead of a frozen GraphDef; outputs semantic '
-    '(int32, the original SemanticPredictions) and semantic_probabilities '
-    '(float32, the original SemanticProbabilities); no Raw* outputs',
+    'a SavedModel (the original frozen GraphDef only for an export_path '
+    'ending in .pb); its outputs semantic (int32, the original '
+    'SemanticPredictions) and semantic_probabilities (float32, the original '
+    'SemanticProbabilities); no Raw* outputs in the SavedModel',
     'quantize_delay_step (quantisation-aware training graphs) is not '
     'reproduced; TFLite int8 post-training quantisation instead',
 )
@@ -258,9 +285,29 @@ def _export_keras(predictor, settings):
                    % ('%d, %d' % tuple(crop) if crop else 'height, width')}
 
 
+def _export_frozen_graph(predictor, settings, num_classes):
+  """Writes the original's frozen GraphDef to --export_path; returns its entry."""
+  from deeplab_tf.export import ServingModule, frozen_graph  # pylint: disable=g-import-not-at-top
+  module = ServingModule(predictor, settings)
+  written = frozen_graph.write_frozen_graph(
+      module, FLAGS.export_path, overwrite=FLAGS.overwrite,
+      save_inference_graph=FLAGS.save_inference_graph)
+  print('wrote frozen graph %s (tensors: %s)'
+        % (written[0], ', '.join(frozen_graph.description(num_classes))))
+  for path in written[1:]:
+    print('wrote %s' % path)
+  return {'file': written[0],
+          'tensors': frozen_graph.description(num_classes)}
+
+
 def export(formats, quantizations):
-  """The export; returns the manifest dict. Raises ExportError on bad input."""
+  """The export; returns the manifest dict. Raises ExportError on bad input.
+
+  An --export_path ending in .pb writes the frozen graph alone (no manifest
+  file); the dict returned then has a 'frozen_graph' entry.
+  """
   from deeplab_tf.export import PredictorSpec, ServingModule  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.export import frozen_graph  # pylint: disable=g-import-not-at-top
   from deeplab_tf.export import build_and_restore, check_export_dir  # pylint: disable=g-import-not-at-top
   from deeplab_tf.export import find_checkpoint, prepare_export_dir  # pylint: disable=g-import-not-at-top
   from deeplab_tf.export import saved_model, serving_model_options  # pylint: disable=g-import-not-at-top
@@ -273,7 +320,12 @@ def export(formats, quantizations):
         'add --export_formats=saved_model,tflite --tflite_quantization=int8 '
         'for post-training int8.' % FLAGS.quantize_delay_step)
   settings = _settings()
-  check_export_dir(FLAGS.export_path, FLAGS.overwrite)
+  frozen = frozen_graph.is_frozen_graph_path(FLAGS.export_path)
+  if frozen:
+    frozen_graph.check_frozen_graph_path(FLAGS.export_path, FLAGS.overwrite,
+                                         FLAGS.save_inference_graph)
+  else:
+    check_export_dir(FLAGS.export_path, FLAGS.overwrite)
   prefix = find_checkpoint(FLAGS.checkpoint_path)
   options, source = model_flags.checkpoint_options(
       prefix, model_flags.model_options_from_flags(crop_size=None))
@@ -290,9 +342,6 @@ def export(formats, quantizations):
   predictor, loaded = build_and_restore(spec, prefix,
                                         serving_options.crop_size)
   print(loaded)
-  removed = prepare_export_dir(FLAGS.export_path, FLAGS.overwrite)
-  if removed:
-    print('removed the earlier export: %s' % ', '.join(removed))
   info = {
       'checkpoint': prefix, 'loaded': loaded,
       'model_options': options.to_dict(),
@@ -308,6 +357,16 @@ def export(formats, quantizations):
       'mean_pixel': list(backbones.mean_pixel(options.model_variant)),
       'deviations_from_original': list(DEVIATIONS),
   }
+  if frozen:
+    # DEVIATIONS describe the SavedModel; the frozen graph keeps the
+    # original's batch of 1 (see deeplab_tf/export/frozen_graph.py).
+    del info['deviations_from_original']
+    info['frozen_graph'] = _export_frozen_graph(predictor, settings,
+                                                options.num_classes)
+    return info
+  removed = prepare_export_dir(FLAGS.export_path, FLAGS.overwrite)
+  if removed:
+    print('removed the earlier export: %s' % ', '.join(removed))
   if 'saved_model' in formats:
     module = ServingModule(predictor, settings)
     keys = saved_model.save_serving_module(module, FLAGS.export_path)
@@ -333,6 +392,13 @@ def main(argv):
   formats = _check_formats(FLAGS.export_formats, FORMATS, 'export_formats')
   quantizations = _check_formats(FLAGS.tflite_quantization, ('float', 'int8'),
                                  'tflite_quantization')
+  if (FLAGS['export_formats'].present and FLAGS.export_path and
+      FLAGS.export_path.endswith('.pb')):
+    raise app.UsageError(
+        '--export_path=%s ends in .pb: only the frozen graph of the original '
+        'export_model.py is written there; --export_formats=%s needs a folder '
+        'as --export_path (leave the flag out for the frozen graph).'
+        % (FLAGS.export_path, ','.join(FLAGS.export_formats)))
   if FLAGS.tflite_num_calibration_images < 1:
     raise app.UsageError('--tflite_num_calibration_images must be >= 1; got '
                          '%d.' % FLAGS.tflite_num_calibration_images)

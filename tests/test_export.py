@@ -1,12 +1,14 @@
-"""Export: the serving SavedModel, TFLite, the .keras file, script errors, benchmark.
+"""Export: SavedModel, frozen graph, TFLite, the .keras file, script errors, benchmark.
 
 One tiny model (MobileNetV2 x0.25, output stride 16, 4 classes, crop 65x65)
 with calibrated BatchNorm statistics, so labels vary over the image, is
 written as a TF1 "model-zoo" checkpoint and as one of our training
 checkpoints. The script exports it once (SavedModel + float/int8 TFLite +
-.keras); the results are compared with an independent reference: the
-original eval preprocessing (``preprocess_image_and_label``) and a predictor
-built for the padded size, as the original export graph computes it.
+.keras) and to the original's frozen graph (.pb); the results are compared
+with an independent reference: the original eval preprocessing
+(``preprocess_image_and_label``) and a predictor built for the padded size,
+as the original export graph computes it. Reference case A (xception_65)
+goes through the frozen graph too.
 """
 import json
 import os
@@ -497,8 +499,16 @@ def test_bad_input_has_messages(workdir, zoo_checkpoint, our_checkpoint):
   empty = workdir / 'empty_dir'
   empty.mkdir()
   (empty / 'readme.txt').write_text('x')
-  a_file = workdir / 'a_file.pb'
+  a_file = workdir / 'a_file'
   a_file.write_text('x')
+  # The original's artefact, an earlier frozen graph and its text graph.
+  old_pb = workdir / 'old' / 'frozen_inference_graph.pb'
+  old_pb.parent.mkdir()
+  old_pb.write_bytes(b'old')
+  (old_pb.parent / 'inference_graph.pbtxt').write_text('old')
+  folder_pb = workdir / 'folder.pb'
+  folder_pb.mkdir()
+  new_pb = workdir / 'new' / 'frozen_inference_graph.pb'
   holds_export = workdir / 'holds_export'
   holds_export.mkdir()
   (holds_export / 'saved_model.pb').write_bytes(b'old')
@@ -526,6 +536,16 @@ def test_bad_input_has_messages(workdir, zoo_checkpoint, our_checkpoint):
        'neither a folder nor a checkpoint prefix'),
       ('--checkpoint_path=%s --export_path=%s' % (zoo_checkpoint, a_file),
        'is a file; expected a folder'),
+      ('--checkpoint_path=%s --export_path=%s' % (zoo_checkpoint, old_pb),
+       '%s already exists. Pass --overwrite' % old_pb),
+      ('--checkpoint_path=%s --export_path=%s --save_inference_graph '
+       '--overwrite --num_classes=5 %s' % (zoo_checkpoint, old_pb, tiny),
+       'does not fit the model built from the flags'),
+      ('--checkpoint_path=%s --export_path=%s' % (zoo_checkpoint, folder_pb),
+       'is a folder. An export_path ending in .pb names the frozen graph'),
+      ('--checkpoint_path=%s --export_path=%s --export_formats=tflite'
+       % (zoo_checkpoint, new_pb),
+       'ends in .pb: only the frozen graph of the original export_model.py'),
       (ok + ' --crop_size=65', 'crop_size must be [height, width]'),
       (ok + ' --crop_size=65,65,65', 'crop_size must be [height, width]'),
       (ok + ' --quantize_delay_step=0', 'quantisation-aware training'),
@@ -550,6 +570,9 @@ def test_bad_input_has_messages(workdir, zoo_checkpoint, our_checkpoint):
   assert 'Traceback' not in out
   assert not os.path.exists(never)
   assert (holds_export / 'saved_model.pb').read_bytes() == b'old'
+  # A failed export leaves the earlier frozen graph in place.
+  assert old_pb.read_bytes() == b'old'
+  assert not os.path.exists(new_pb.parent)
 
 
 def test_help_documents_every_flag():
@@ -615,3 +638,212 @@ def test_serving_with_the_dense_crf(zoo_checkpoint):
                                 np.argmax(refined.numpy()[0, :37, :53], -1))
   plain = np.argmax(probs.numpy()[0, :37, :53], -1)
   assert (plain != out['semantic'].numpy()[0]).any()   # the CRF acted
+
+
+# --- The original's artefact: a frozen GraphDef (--export_path=....pb) ---
+
+FROZEN_OUTPUTS = ('SemanticPredictions', 'SemanticProbabilities',
+                  'RawSemanticPredictions', 'RawSemanticProbabilities')
+
+# Plain TensorFlow (no deeplab_tf) runs SavedModels and frozen graphs, the
+# latter exactly as code written for the model zoo's frozen_inference_graph.pb.
+_FROZEN_RUNNER = textwrap.dedent('''
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    jobs_path, outputs_path = sys.argv[1:3]
+    with open(jobs_path) as f:
+      jobs = json.load(f)
+    names = %r
+    results, info = {}, {}
+    for job, (kind, path, inputs_path) in sorted(jobs.items()):
+      inputs = np.load(inputs_path)
+      if kind == 'saved_model':
+        serve = tf.saved_model.load(path).signatures['serving_default']
+        for image in inputs.files:
+          for key, value in serve(image=tf.constant(inputs[image])).items():
+            results['/'.join((job, image, key))] = value.numpy()
+        continue
+      graph_def = tf.compat.v1.GraphDef()
+      with open(path, 'rb') as f:
+        graph_def.ParseFromString(f.read())
+      with tf.Graph().as_default() as graph:
+        tf.compat.v1.import_graph_def(graph_def, name='')
+      placeholder = graph.get_tensor_by_name('ImageTensor:0')
+      info[job] = {
+          'input': [placeholder.dtype.name, placeholder.shape.as_list()],
+          'variable_ops': sorted({op.type for op in graph.get_operations()
+                                  if 'Variable' in op.type}),
+          'library_functions': len(graph_def.library.function)}
+      with tf.compat.v1.Session(graph=graph) as sess:
+        for image in inputs.files:
+          values = sess.run([n + ':0' for n in names],
+                            feed_dict={'ImageTensor:0': inputs[image]})
+          for name, value in zip(names, values):
+            results['/'.join((job, image, name))] = value
+    info['deeplab_tf_imported'] = any(m.startswith('deeplab_tf')
+                                      for m in sys.modules)
+    np.savez(outputs_path, **results)
+    with open(outputs_path + '.json', 'w') as f:
+      json.dump(info, f)
+    ''' % (FROZEN_OUTPUTS,))
+
+
+def _run_plain_tensorflow(folder, jobs):
+  """Runs ``jobs`` ({job: (kind, path, inputs .npz)}) in a process without
+  deeplab_tf; returns (arrays, info)."""
+  runner = folder / 'frozen_runner.py'
+  runner.write_text(_FROZEN_RUNNER)
+  (folder / 'jobs.json').write_text(json.dumps(jobs))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  env.pop('PYTHONPATH', None)
+  proc = subprocess.run(
+      [sys.executable, str(runner), str(folder / 'jobs.json'),
+       str(folder / 'outputs.npz')], cwd=str(folder), env=env,
+      capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  info = json.loads((folder / 'outputs.npz.json').read_text())
+  assert info.pop('deeplab_tf_imported') is False
+  return np.load(folder / 'outputs.npz'), info
+
+
+RESIZE_SETTINGS = ServingSettings(CROP, min_resize_value=50,
+                                  max_resize_value=60)
+
+
+@pytest.fixture(scope='module')
+def frozen_runs(workdir, zoo_checkpoint, export_dir):
+  """The tiny checkpoint exported by the script to a .pb, and to a .pb with
+  resize_to_range (both at once); these and the SavedModel of ``export_dir``
+  (same checkpoint and flags) run in plain TensorFlow on the same images
+  (batch 1, the original's input)."""
+  folder = workdir / 'frozen'
+  folder.mkdir()
+  paths = {'frozen': str(folder / 'plain' / 'frozen_inference_graph.pb'),
+           'resized': str(folder / 'resized' / 'frozen_inference_graph.pb')}
+  base = [sys.executable, '-m', 'deeplab_tf.export_model',
+          '--checkpoint_path=' + zoo_checkpoint,
+          '--num_classes=4'] + MODEL_FLAGS
+  extra = {'frozen': ['--save_inference_graph'],
+           'resized': ['--min_resize_value=50', '--max_resize_value=60']}
+  procs = {job: subprocess.Popen(
+      base + ['--export_path=' + paths[job]] + extra[job], cwd=REPO,
+      env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           for job in paths}
+  logs = {job: proc.communicate(timeout=300)[0] for job, proc in procs.items()}
+  for job, proc in procs.items():
+    assert proc.returncode == 0, (job, logs[job][-4000:])
+  assert 'wrote frozen graph' in logs['frozen'], logs['frozen'][-2000:]
+  rng = np.random.default_rng(11)
+  images = {'odd': _blocks(rng, 37, 53),  # smaller than the 65x65 crop
+            'larger_than_crop': _blocks(rng, 70, 90)}  # padded to 81x97
+  np.savez(folder / 'inputs.npz', **{k: v[None] for k, v in images.items()})
+  inputs = str(folder / 'inputs.npz')
+  jobs = {job: ('frozen', path, inputs) for job, path in paths.items()}
+  jobs['saved_model'] = ('saved_model', export_dir, inputs)
+  arrays, info = _run_plain_tensorflow(folder, jobs)
+  return {'arrays': arrays, 'info': info, 'images': images, 'paths': paths}
+
+
+def test_frozen_graph_in_plain_tensorflow_equals_the_saved_model(frozen_runs):
+  """The .pb has the original's tensors and computes the SavedModel's output."""
+  out, info = frozen_runs['arrays'], frozen_runs['info']
+  for job in ('frozen', 'resized'):
+    assert info[job] == {'input': ['uint8', [1, None, None, 3]],
+                         'variable_ops': [], 'library_functions': 0}
+  for image, padded in (('odd', (65, 65)), ('larger_than_crop', (81, 97))):
+    h, w = frozen_runs['images'][image].shape[:2]
+    labels, probs, raw_labels, raw_probs = (
+        out['frozen/%s/%s' % (image, name)] for name in FROZEN_OUTPUTS)
+    # The original's dtypes and shapes.
+    assert labels.dtype == np.int32 and labels.shape == (1, h, w)
+    assert probs.dtype == np.float32 and probs.shape == (1, h, w, NUM_CLASSES)
+    assert raw_labels.dtype == np.float32 and raw_labels.shape == (1,) + padded
+    assert raw_probs.dtype == np.float32
+    assert raw_probs.shape == (1,) + padded + (NUM_CLASSES,)
+    # Not resized: the Semantic* outputs are the Raw* ones cropped.
+    np.testing.assert_array_equal(labels, raw_labels[:, :h, :w])
+    np.testing.assert_array_equal(probs, raw_probs[:, :h, :w])
+    # The SavedModel exported from the same checkpoint.
+    np.testing.assert_array_equal(
+        labels, out['saved_model/%s/semantic' % image])
+    np.testing.assert_allclose(
+        probs, out['saved_model/%s/semantic_probabilities' % image],
+        atol=1e-5)
+    assert len(np.unique(labels)) >= 2
+  # --save_inference_graph: the graph before freezing, beside the .pb.
+  pbtxt = os.path.join(os.path.dirname(frozen_runs['paths']['frozen']),
+                       'inference_graph.pbtxt')
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  graph_def = text_format.Parse(open(pbtxt).read(), tf.compat.v1.GraphDef())
+  nodes = {node.name: node.op for node in graph_def.node}
+  assert nodes['ImageTensor'] == 'Placeholder'
+  assert all(name in nodes for name in FROZEN_OUTPUTS)
+  assert 'ReadVariableOp' in nodes.values()   # not frozen
+  resized_folder = os.path.dirname(frozen_runs['paths']['resized'])
+  assert not os.path.exists(os.path.join(resized_folder,
+                                         'inference_graph.pbtxt'))
+
+
+def test_frozen_graph_with_resize_to_range(frozen_runs, zoo_checkpoint):
+  """--min/max_resize_value: resized in the graph, predictions back at the
+  input size, as the original graph (independent reference)."""
+  out = frozen_runs['arrays']
+  image = frozen_runs['images']['odd']
+  labels = out['resized/odd/SemanticPredictions'][0]
+  probs = out['resized/odd/SemanticProbabilities'][0]
+  assert labels.shape == (37, 53) and probs.shape == (37, 53, NUM_CLASSES)
+  # 37x53 is resized to 41x59 and padded to the 65x65 crop.
+  raw_labels = out['resized/odd/RawSemanticPredictions'][0]
+  assert raw_labels.shape == CROP
+  ref_labels, ref_probs = _reference(zoo_checkpoint, image, RESIZE_SETTINGS)
+  np.testing.assert_allclose(probs, ref_probs, atol=PROB_ATOL)
+  _assert_same_labels(labels, ref_labels, ref_probs)
+  # The un-resized export gives other probabilities: the resize acted.
+  assert np.abs(probs - out['frozen/odd/SemanticProbabilities'][0]).max() > 1e-3
+
+
+@pytest.mark.slow
+def test_frozen_graph_of_reference_case_a(workdir, reference_dir):
+  """Case A of the original-graph fixtures (xception_65 + decoder), frozen
+  from its converted checkpoint and run as a model-zoo .pb: the labels are
+  the argmax of the fixture's logits wherever its top-2 margin is not tiny,
+  the probabilities their softmax. (In this process: the plain-TensorFlow
+  runs above cover that no deeplab_tf is needed.)"""
+  from deeplab_tf.conformance import model_case  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.export import write_frozen_graph  # pylint: disable=g-import-not-at-top
+  case_path = os.path.join(reference_dir, 'case_A.json')
+  with open(case_path) as f:
+    case = json.load(f)
+  ref = np.load(os.path.join(reference_dir, case['reference_files']['npz']))
+  folder = workdir / 'case_a'
+  folder.mkdir()
+  prefix = model_case.write_case_checkpoint(case_path, case, str(folder))
+  options = model_case.options_from_case(case)
+  crop = tuple(options.crop_size)   # 129x129, the size of the case image
+  predictor, _ = build_and_restore(
+      PredictorSpec(options), prefix,
+      serving_model_options(options, crop).crop_size)
+  path = str(folder / 'frozen_inference_graph.pb')
+  write_frozen_graph(ServingModule(predictor, ServingSettings(crop)), path)
+  del predictor
+  graph_def = tf.compat.v1.GraphDef()
+  with open(path, 'rb') as f:
+    graph_def.ParseFromString(f.read())
+  with tf.Graph().as_default() as graph:
+    tf.compat.v1.import_graph_def(graph_def, name='')
+  with tf.compat.v1.Session(graph=graph) as sess:
+    labels, probs, raw_labels = sess.run(
+        ['SemanticPredictions:0', 'SemanticProbabilities:0',
+         'RawSemanticPredictions:0'], {'ImageTensor:0': ref['image'][None]})
+  logits = ref['logits']
+  expected = np.argmax(logits, axis=-1)
+  confident = (model_case.top2_margin(logits)
+               >= case['label_margin']['threshold'])
+  assert labels.shape == raw_labels.shape == (1,) + expected.shape
+  for ours in (labels[0], raw_labels[0].astype(np.int64)):
+    assert not np.any((ours != expected) & confident)
+  softmax = np.exp(logits - logits.max(-1, keepdims=True))
+  softmax /= softmax.sum(-1, keepdims=True)
+  np.testing.assert_allclose(probs[0], softmax, atol=1e-5)
+  assert len(np.unique(labels)) >= 2

@@ -51,10 +51,10 @@ def check_export_dir(export_path, overwrite=False):
                       'export to.')
   if tf.io.gfile.exists(export_path) and not tf.io.gfile.isdir(export_path):
     raise ExportError(
-        'export_path %s is a file; expected a folder. The original '
-        'export_model.py wrote a frozen graph file (e.g. '
-        'frozen_inference_graph.pb); this export writes a SavedModel folder '
-        '(plus optional .tflite / .keras files in it).' % export_path)
+        'export_path %s is a file; expected a folder: the SavedModel is a '
+        'folder (plus optional .tflite / .keras files in it). For the '
+        "original's frozen graph file give a path ending in .pb (e.g. "
+        '.../frozen_inference_graph.pb).' % export_path)
   entries = existing_export_entries(export_path)
   if entries and not overwrite:
     what = ('a SavedModel' if 'saved_model.pb' in entries

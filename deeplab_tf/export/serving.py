@@ -1,7 +1,9 @@
 """The in-graph serving path: uint8 images of any size in, label maps out.
 
 What the original ``export_model.py`` put around ``predict_labels`` in its
-frozen graph, restated as a ``tf.Module`` that saves as a SavedModel:
+frozen graph, restated as a ``tf.Module`` that saves as a SavedModel (and
+that ``frozen_graph`` freezes into the original's GraphDef, so the two
+artefacts run the same computation):
 
   1. cast to float32; ``resize_to_range`` when ``min_resize_value`` or
      ``max_resize_value`` is set (bilinear, align_corners, as the original);
@@ -41,6 +43,9 @@ from deeplab_tf.data import preprocess
 INPUT_KEY = 'image'
 LABELS_KEY = 'semantic'
 PROBABILITIES_KEY = 'semantic_probabilities'
+# Only from ``ServingModule.segment(..., raw=True)`` (the frozen graph).
+RAW_LABELS_KEY = 'raw_semantic'
+RAW_PROBABILITIES_KEY = 'raw_semantic_probabilities'
 SERVING_SIGNATURE = 'serving_default'
 ANY_CHANNELS_SIGNATURE = 'serving_any_channels'
 
@@ -298,12 +303,20 @@ class ServingModule(tf.Module):
   def settings(self):
     return self._settings
 
-  def segment(self, images):
+  def segment(self, images, raw=False):
     """The serving computation on a [B, H, W, 3] batch (uint8 or float 0..255).
+
+    Args:
+      images: [B, H, W, 3] tensor.
+      raw: also return the outputs of the padded image before the crop and
+        the resize back (what the original frozen graph names
+        ``RawSemanticPredictions`` / ``RawSemanticProbabilities``), under
+        ``RAW_LABELS_KEY`` (int, as the predictor gives it) and
+        ``RAW_PROBABILITIES_KEY``.
 
     Returns:
       ``{'semantic': int32 [B, H, W], 'semantic_probabilities': float32
-      [B, H, W, C]}``.
+      [B, H, W, C]}``, plus the two raw outputs [B, H', W'(, C)] with ``raw``.
     """
     image_size = tf.shape(images)[1:3]
     padded, resized_size = preprocess_images(images, self._options,
@@ -316,9 +329,13 @@ class ServingModule(tf.Module):
       probabilities = crf.refine_batch(padded, crf_probabilities(outputs),
                                        self._settings.crf)
       labels = tf.argmax(probabilities, axis=-1)
+    result = {}
+    if raw:
+      result = {RAW_LABELS_KEY: labels, RAW_PROBABILITIES_KEY: probabilities}
     labels, probabilities = postprocess(labels, probabilities, resized_size,
                                         image_size)
-    return {LABELS_KEY: labels, PROBABILITIES_KEY: probabilities}
+    result.update({LABELS_KEY: labels, PROBABILITIES_KEY: probabilities})
+    return result
 
   def _serve(self, image):
     return self.segment(check_rgb(image))
