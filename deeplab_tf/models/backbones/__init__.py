@@ -3,8 +3,10 @@
 The counterpart of the original ``feature_extractor`` maps (``networks_map``,
 ``name_scope``, ``networks_to_feature_maps``, ``_PREPROCESS_FN``,
 ``mean_pixel``). A backbone builder takes ``(builder, normalised_images,
-output_stride, multi_grid, depth_multiplier, divisible_by, scope)`` and
-returns ``(features, end_points)``.
+output_stride, multi_grid, depth_multiplier, divisible_by, scope,
+use_bounded_activation)`` and returns ``(features, end_points)``; it ignores
+the keywords it has no use for. As the original ``extract_features``, only
+Xception reads ``use_bounded_activation`` (the ASPP and decoder read it too).
 
 ``vgg_16`` is DeepLab v1/v2's VGG-16 (``vgg16.py``), used only by the v1/v2
 meta-architectures; it is not one of the original ``networks_map`` entries.
@@ -51,9 +53,11 @@ class Backbone:
 
 
 def _xception_builder(variant):
-  def build(b, images, output_stride, multi_grid=None, scope=None, **unused):
+  def build(b, images, output_stride, multi_grid=None, scope=None,
+            use_bounded_activation=False, **unused):
     return _xception.xception(b, images, _xception.BLOCKS[variant](multi_grid),
-                              output_stride, scope or variant)
+                              output_stride, scope or variant,
+                              use_bounded_activation=use_bounded_activation)
   return build
 
 

@@ -39,8 +39,13 @@ def head_batch_norm(options):
   return HEAD_BATCH_NORM
 
 
-def image_pooling(b, features, options, activation):
-  """The image-level branch; returns the feature at the ASPP resolution."""
+def image_pooling(b, features, options):
+  """The image-level branch; returns the feature at the ASPP resolution.
+
+  Its activation is always ReLU: the original ``extract_features`` sets
+  ``image_feature_activation_fn = tf.nn.relu`` for this conv explicitly, so
+  ``use_bounded_activation`` (ReLU6 everywhere else in ASPP) leaves it alone.
+  """
   bn = head_batch_norm(options)
   if options.crop_size is not None:
     pool_crop = options.image_pooling_crop_size or options.crop_size
@@ -65,7 +70,7 @@ def image_pooling(b, features, options, activation):
                  bn=None, activation=gate)
   else:
     x = b.conv2d(pooled, IMAGE_POOLING_SCOPE, options.aspp_convs_filters, 1,
-                 bn=bn, activation=activation)
+                 bn=bn, activation='relu')
   return resize(x) if reference is None else resize(x, reference)
 
 
@@ -77,7 +82,7 @@ def aspp(b, features, options):
   branches = []
   image_feature = None
   if options.add_image_level_feature:
-    image_feature = image_pooling(b, features, options, activation)
+    image_feature = image_pooling(b, features, options)
     if not options.aspp_with_squeeze_and_excitation:
       branches.append(image_feature)
   branches.append(b.conv2d(features, ASPP_SCOPE + '0', depth, 1, bn=bn,
