@@ -111,6 +111,8 @@ def evaluate_from_flags():
   model_flags.warn_if_flip_ignored(settings.eval_scales,
                                    settings.add_flipped_images)
   descriptor = datasets_info.get_descriptor(FLAGS.dataset)
+  model_flags.check_script_edge(FLAGS.model_variant, descriptor.num_classes,
+                                descriptor.name)
   # The evaluated dataset decides the class count; the options JSON beside
   # the checkpoint, under any model flag given, decides the rest.
   options, source = model_flags.checkpoint_options(

@@ -45,15 +45,47 @@ model_flags.define_resize_flags()
 model_flags.define_dataset_flags()
 model_flags.define_initialization_flags()
 
-# Distribution.
+# Deployment (original train.py: slim model_deploy clones and replicas;
+# here tf.distribute, see training/deployment.py).
+flags.DEFINE_integer('num_clones', 1,
+                     'Copies of the model in this process, each fed '
+                     'train_batch_size / num_clones images (one per GPU, or '
+                     'all on the CPU with --clone_on_cpu); their gradients '
+                     'are combined as the original (MirroredStrategy).')
+flags.DEFINE_boolean('clone_on_cpu', False,
+                     'Run the clones on the CPU (split into num_clones '
+                     'logical devices).')
+flags.DEFINE_integer('num_replicas', 1,
+                     'Worker replicas. Above 1: synchronous workers, one '
+                     'process each, with --strategy=multi_worker_mirrored and '
+                     'a TF_CONFIG naming that many workers.')
+flags.DEFINE_integer('startup_delay_steps', 15,
+                     'Original: worker --task waits task * N steps before it '
+                     'starts (asynchronous replicas). Accepted; synchronous '
+                     'workers here start together, so it has no effect.')
+flags.DEFINE_integer('num_ps_tasks', 0,
+                     'Parameter servers of the original\'s asynchronous '
+                     'training; only 0 here (use multi_worker_mirrored).')
+if 'master' not in FLAGS:   # eval.py / vis.py define it too (tests import all)
+  flags.DEFINE_string('master', '',
+                      'Original TF1 session target; only empty here (--tpu '
+                      'for a TPU, TF_CONFIG for a cluster).')
+flags.DEFINE_integer('task', 0,
+                     'The worker id with --num_replicas > 1 (must agree with '
+                     'TF_CONFIG\'s task index).')
 flags.DEFINE_enum('strategy', 'default',
                   ['default', 'mirrored', 'multi_worker_mirrored', 'tpu'],
-                  'tf.distribute strategy: one device, all local GPUs, '
-                  'several workers (TF_CONFIG), or a TPU.')
+                  'Ours: the tf.distribute strategy: one device, all local '
+                  'GPUs, several workers (TF_CONFIG), or a TPU.')
 flags.DEFINE_string('tpu', None, 'TPU name or address for --strategy=tpu.')
 flags.DEFINE_enum('mixed_precision', None, ['mixed_float16', 'mixed_bfloat16'],
                   'Keras mixed-precision policy (logits and loss stay float32).')
 flags.DEFINE_boolean('jit_compile', False, 'XLA-compile the train step.')
+flags.DEFINE_string('profile_logdir', None,
+                    'Write a TensorFlow profiler trace of %d training steps '
+                    '(after %d warm-up steps) here; open it in TensorBoard\'s '
+                    'profile tab (tensorboard --logdir=<this folder>).'
+                    % (5, 2))
 
 # Logging and checkpoints (original train.py).
 flags.DEFINE_string('train_logdir', None,
@@ -92,6 +124,13 @@ flags.DEFINE_integer('slow_start_step', 0,
 flags.DEFINE_float('slow_start_learning_rate', 1e-4,
                    'Learning rate during the slow start.')
 flags.DEFINE_float('momentum', 0.9, 'Momentum of the optimizer.')
+flags.DEFINE_enum('optimizer', 'momentum', ['momentum', 'adam'],
+                  'momentum: TF1 momentum on --learning_policy\'s rate; adam: '
+                  'TF1 Adam at the constant --adam_learning_rate (the '
+                  'learning_policy flags are then not used, as the original).')
+flags.DEFINE_float('adam_learning_rate', 0.001,
+                   'Learning rate of --optimizer=adam.')
+flags.DEFINE_float('adam_epsilon', 1e-08, 'Epsilon of --optimizer=adam.')
 
 # Batch, regularisation, loss (original train.py).
 flags.DEFINE_integer('train_batch_size', 8,
@@ -103,8 +142,17 @@ flags.DEFINE_float('last_layer_gradient_multiplier', 1.0,
 flags.DEFINE_boolean('upsample_logits', True,
                      'Upsample logits to the label size for the loss (else '
                      'downsample labels, nearest).')
-flags.DEFINE_multi_float('label_weights', None,
-                         'Per-class loss weights (one per class); unset = 1.0.')
+flags.DEFINE_float('drop_path_keep_prob', 1.0,
+                   'Probability to keep each path of a NAS cell in training '
+                   '(nas_* model variants only; ignored for the others, as '
+                   'in the original).')
+if 'quantize_delay_step' not in FLAGS:
+  flags.DEFINE_integer('quantize_delay_step', -1,
+                       'Original: quantisation-aware training from this step; '
+                       'only the default (-1, no quantisation) here. For '
+                       'int8, export the float model with '
+                       'deeplab_tf.export_model --export_formats=tflite '
+                       '--tflite_quantization=int8.')
 flags.DEFINE_integer('hard_example_mining_step', 0,
                      'Steps of the linear ramp to top_k_percent_pixels.')
 flags.DEFINE_float('top_k_percent_pixels', 1.0,
@@ -175,18 +223,13 @@ flags.DEFINE_integer('hard_class_repeat', 1,
                      'Times an image with a hard class appears per epoch.')
 
 
-def make_strategy(name, tpu=None):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if name == 'default':
-    return tf.distribute.get_strategy()
-  if name == 'mirrored':
-    return tf.distribute.MirroredStrategy()
-  if name == 'multi_worker_mirrored':
-    return tf.distribute.MultiWorkerMirroredStrategy()
-  resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
-  tf.config.experimental_connect_to_cluster(resolver)
-  tf.tpu.experimental.initialize_tpu_system(resolver)
-  return tf.distribute.TPUStrategy(resolver)
+def deployment_settings_from_flags():
+  from deeplab_tf.training import deployment  # pylint: disable=g-import-not-at-top
+  return deployment.DeploymentSettings(
+      strategy=FLAGS.strategy, tpu=FLAGS.tpu, num_clones=FLAGS.num_clones,
+      clone_on_cpu=FLAGS.clone_on_cpu, num_replicas=FLAGS.num_replicas,
+      startup_delay_steps=FLAGS.startup_delay_steps,
+      num_ps_tasks=FLAGS.num_ps_tasks, master=FLAGS.master, task=FLAGS.task)
 
 
 def settings_from_flags():
@@ -195,6 +238,7 @@ def settings_from_flags():
   from deeplab_tf.training import trainer  # pylint: disable=g-import-not-at-top
   descriptor = datasets_info.get_descriptor(FLAGS.dataset)
   check_model_kind_flags()
+  model_flags.check_num_classes(descriptor.num_classes, descriptor.name)
   try:
     options = model_flags.options_from_flags(
         crop_size=FLAGS.train_crop_size, num_classes=descriptor.num_classes)
@@ -249,6 +293,11 @@ def make_dataset_fn(settings, inputs, descriptor):
 
 def check_flag_combinations(options, settings, num_replicas):
   """Refuses what cannot work before any compute; warns as the original docs do."""
+  if settings.train_batch_size % max(num_replicas, 1):
+    raise app.UsageError(
+        'train_batch_size %d is not divisible by the %d replicas (clones): '
+        'each gets the same share of the batch, as the original.'
+        % (settings.train_batch_size, num_replicas))
   per_replica = settings.train_batch_size // max(num_replicas, 1)
   if (settings.fine_tune_batch_norm and per_replica < 2 and
       not (settings.sync_batch_norm and settings.train_batch_size >= 2)):
@@ -280,7 +329,23 @@ def train_from_flags():
   from deeplab_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   from deeplab_tf.training import trainer  # pylint: disable=g-import-not-at-top
   options, settings, inputs, descriptor = settings_from_flags()
-  strategy = make_strategy(FLAGS.strategy, FLAGS.tpu)
+  from deeplab_tf.training import deployment  # pylint: disable=g-import-not-at-top
+  if FLAGS.quantize_delay_step >= 0:
+    raise app.UsageError(
+        '--quantize_delay_step=%d: quantisation-aware training is not built '
+        'yet; train the float model and export an int8 model with '
+        'deeplab_tf.export_model --export_formats=tflite '
+        '--tflite_quantization=int8.'
+        % FLAGS.quantize_delay_step)
+  model_flags.warn_unread_nas_flags(options.model_variant,
+                                    ('drop_path_keep_prob',))
+  try:
+    strategy = deployment.make_strategy(deployment_settings_from_flags())
+  except deployment.DeploymentError as e:
+    raise app.UsageError(str(e)) from None
+  if strategy.num_replicas_in_sync > 1:
+    logging.info('Training on %d replicas (%s).', strategy.num_replicas_in_sync,
+                 type(strategy).__name__)
   check_flag_combinations(options, settings, strategy.num_replicas_in_sync)
   # A split the dataset lacks, or no records: refused before the model is built.
   descriptor.check_split(FLAGS.train_split)

@@ -24,8 +24,8 @@ has written training_done.json and its last checkpoint was visualised. A
 checkpoint prefix instead of a folder is visualised once.
 
 Flag names and defaults are the original vis.py's and common.py's model
-flags (--flagfile works); --master is not defined and
---quantize_delay_step accepts only its default.
+flags (--flagfile works); --master and --quantize_delay_step accept only
+their defaults (no TF1 session target; no quantised graph).
 """
 import sys
 
@@ -108,6 +108,8 @@ def visualize_from_flags():
   descriptor = vis_lib.check_inputs(
       FLAGS.dataset, FLAGS.vis_split, FLAGS.dataset_dir, FLAGS.checkpoint_dir,
       wait_for_checkpoint=FLAGS.max_number_of_iterations != 1)
+  model_flags.check_script_edge(FLAGS.model_variant, descriptor.num_classes,
+                                descriptor.name)
   settings = vis_lib.VisSettings(
       vis_logdir=FLAGS.vis_logdir,
       colormap=vis_lib.colormap_for(FLAGS.colormap_type, descriptor),

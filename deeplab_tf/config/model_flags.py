@@ -6,6 +6,7 @@ receives a ``ModelOptions`` built by ``model_options_from_flags``.
 """
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from absl import app
 from absl import flags
 from absl import logging
 
@@ -44,10 +45,12 @@ def define_model_flags(output_stride_default: int = 16) -> None:
                              'Multi-grid unit rates of the last block '
                              '(ResNet block4 / Xception exit_flow block2), '
                              'e.g. 1,2,4; unset = 1,1,1.')
-  flags.DEFINE_multi_integer('decoder_output_stride', None,
-                             'Output stride(s) of the low-level features the '
-                             'DeepLabv3+ decoder uses (4 for the paper); '
-                             'unset = no decoder.')
+  # A comma list as in the original common.py (DEFINE_list): "8,4" gives a
+  # two-stage decoder; the strides must be in descending order.
+  flags.DEFINE_list('decoder_output_stride', None,
+                    'Comma list of the output strides of the low-level '
+                    'features the DeepLabv3+ decoder uses, in descending order '
+                    '(4 for the paper; 8,4 refines twice); unset = no decoder.')
   flags.DEFINE_boolean('decoder_use_separable_conv', True,
                        'Separable 3x3 convs in the decoder.')
   flags.DEFINE_boolean('aspp_with_batch_norm', True,
@@ -78,7 +81,13 @@ def define_model_flags(output_stride_default: int = 16) -> None:
                        'Upsample logits before argmax (else argmax then '
                        'nearest upsampling).')
   flags.DEFINE_boolean('use_bounded_activation', False,
-                       'ReLU6 instead of ReLU in ASPP/decoder (quantisation).')
+                       'Bounded activations for quantisation, as the original: '
+                       'ReLU6 instead of ReLU in the Xception backbone, ASPP '
+                       '(not image pooling) and decoder; Xception also clips '
+                       'to [-6, 6] after its pre-activation separable-conv '
+                       'BatchNorms and both residual addends, and its strided '
+                       'separable convs use SAME instead of explicit padding '
+                       '(the stem conv keeps it). Other backbones ignore it.')
   flags.DEFINE_boolean('aspp_with_concat_projection', True,
                        '1x1 projection after the ASPP concat.')
   flags.DEFINE_boolean('aspp_with_squeeze_and_excitation', False,
@@ -98,6 +107,30 @@ def define_model_flags(output_stride_default: int = 16) -> None:
                      'its own (Xception 0.9997, MobileNet 0.997, ResNet '
                      '0.95). train.py --all_batch_norm_decay (ours) sets '
                      'every BatchNorm\'s decay.')
+  flags.DEFINE_multi_float('label_weights', None,
+                           'Per-class loss weights, one flag per class in '
+                           'class order (original common.py: read by the '
+                           'training loss only); unset = 1.0 for every class.')
+  flags.DEFINE_boolean('keep_aspect_ratio', True,
+                       'Original common.py flag, accepted and, as in the '
+                       'original, read by no script (resize_to_range always '
+                       'keeps the aspect ratio there).')
+  # The NAS / Dense Prediction Cell flags of the original common.py. The
+  # original reads the nas_* flags only for its nas_* model variants and
+  # ignores them otherwise; a dense prediction cell replaces ASPP.
+  flags.DEFINE_string('dense_prediction_cell_json', '',
+                      'A JSON file of a Dense Prediction Cell (Chen et al. '
+                      '2018) that replaces ASPP; empty = ASPP. Not built in '
+                      'deeplab_tf yet: a non-empty value is refused.')
+  flags.DEFINE_integer('nas_stem_output_num_conv_filters', 20,
+                       'Filters of the NAS stem output (nas_* variants only; '
+                       'ignored for the others, as in the original).')
+  flags.DEFINE_boolean('nas_use_classification_head', False,
+                       'NAS backbones: use the classification head (nas_* '
+                       'variants only; ignored for the others).')
+  flags.DEFINE_boolean('nas_remove_os32_stride', False,
+                       'NAS backbones: drop the output stride 32 reduction '
+                       '(nas_* variants only; ignored for the others).')
   # Not an original flag: selects the DeepLab v1 / v2 heads.
   # Not an original flag: the model family and, for the semantic DeepLab
   # models, the head (the original is deeplab_v3).
@@ -180,6 +213,12 @@ def define_checkpoint_loop_flags() -> None:
                            'probabilities are averaged, as the original.')
   flags.DEFINE_boolean('add_flipped_images', False,
                        'Also predict left-right flipped inputs (averaged).')
+  if 'master' not in FLAGS:   # train.py defines it too
+    flags.DEFINE_string('master', '',
+                        'Original TF1 session target (BNS name); only empty '
+                        'here: evaluation runs in this process.')
+  if 'quantize_delay_step' in FLAGS:
+    return
   flags.DEFINE_integer('quantize_delay_step', -1,
                        'Original flag for quantized models; only the default '
                        '(-1, no quantization) is supported. For int8 use the '
@@ -307,3 +346,52 @@ def warn_if_flip_ignored(scales, add_flipped_images) -> None:
         '(predict_labels) runs and the flip is not added. Give several '
         'scales to average flipped predictions.')
 
+
+
+# Original common.py flags that only the NAS model variants read.
+NAS_FLAGS = ('nas_stem_output_num_conv_filters', 'nas_use_classification_head',
+             'nas_remove_os32_stride')
+
+
+def warn_unread_nas_flags(model_variant: str, extra: Sequence[str] = ()) -> None:
+  """One line when NAS-only flags are given for another backbone.
+
+  The original reads them only inside its nas_* feature extractors and
+  ignores them otherwise, so they are accepted and ignored here too.
+  """
+  given = [name for name in NAS_FLAGS + tuple(extra)
+           if name in FLAGS and FLAGS[name].present]
+  if given and not str(model_variant).startswith('nas_'):
+    logging.warning('--%s: read only by the nas_* model variants; ignored for '
+                    '--model_variant=%s, as in the original.',
+                    ', --'.join(given), model_variant)
+
+
+def check_num_classes(dataset_num_classes: int, dataset_name: str) -> None:
+  """Refuses a --num_classes that contradicts the dataset's class count.
+
+  The original train.py / eval.py / vis.py take the count from the dataset
+  (they define no --num_classes); ours defines the flag for every script, so
+  a given value must agree rather than be silently overridden.
+  """
+  if 'num_classes' not in FLAGS or not FLAGS['num_classes'].present:
+    return
+  if FLAGS.num_classes != dataset_num_classes:
+    raise app.UsageError(
+        '--num_classes=%d, but dataset %s has %d classes and the logits follow '
+        'the dataset (as the original). Drop --num_classes, or describe a '
+        'dataset with %d classes in a dataset JSON (--dataset=path.json).'
+        % (FLAGS.num_classes, dataset_name, dataset_num_classes,
+           FLAGS.num_classes))
+
+
+def check_script_edge(model_variant: str, dataset_num_classes: int,
+                      dataset_name: str) -> None:
+  """The original-flag checks shared by eval.py and vis.py."""
+  if FLAGS.master:
+    raise app.UsageError(
+        '--master=%s: there is no TF1 session target here; evaluation and '
+        'visualisation run in this process (leave --master empty).'
+        % FLAGS.master)
+  check_num_classes(dataset_num_classes, dataset_name)
+  warn_unread_nas_flags(model_variant)

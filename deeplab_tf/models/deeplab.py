@@ -62,7 +62,8 @@ def extract_features(b, images, options):
   features, end_points = backbone.build(
       b, x, options.output_stride, multi_grid=options.multi_grid,
       depth_multiplier=options.depth_multiplier,
-      divisible_by=options.divisible_by, scope=backbone.scope)
+      divisible_by=options.divisible_by, scope=backbone.scope,
+      use_bounded_activation=options.use_bounded_activation)
   if options.aspp_with_batch_norm:
     features = aspp_lib.aspp(b, features, options)
   return features, end_points, backbone
@@ -345,7 +346,8 @@ meta_architectures.register(meta_architectures.MetaArchitecture(
     options_class=options_lib.ModelOptions, build_model=build_model,
     last_layer_scopes=get_extra_layer_scopes,
     options_from_values=options_lib.options_from_flag_values,
-    flag_names=options_lib.FLAG_FIELDS + ('num_classes',),
+    flag_names=options_lib.FLAG_FIELDS + ('num_classes',
+                                          'dense_prediction_cell_json'),
     description='the semantic DeepLab models: v3 / v3+ (deeplab_v3), v1 '
     'LargeFOV / MSc, v2 ASPP'))
 

@@ -157,6 +157,16 @@ def _tuple_or_none(value, cast):
   return value or None
 
 
+def check_decoder_output_stride(strides) -> None:
+  """The original ModelOptions' rule: decoder strides in descending order."""
+  strides = _tuple_or_none(strides, int)
+  if strides and sorted(strides, reverse=True) != list(strides):
+    raise OptionsError(
+        'Decoder output stride need to be sorted in the descending order '
+        '(as the original requires); got %s, e.g. write 8,4.'
+        % ','.join(str(s) for s in strides))
+
+
 def pair(value):
   """A (height, width) of ints from a list, tuple or "h,w" string; None stays None."""
   if value is None:
@@ -192,8 +202,14 @@ def options_from_flag_values(values, crop_size=None, num_classes=None):
   flags. A name that is absent or None keeps the ModelOptions default (every
   flag whose default is None has a None field default too).
   """
+  if values.get('dense_prediction_cell_json'):
+    raise OptionsError(
+        '--dense_prediction_cell_json=%s: the Dense Prediction Cell head is '
+        'not built in deeplab_tf yet; leave the flag empty for ASPP.'
+        % values['dense_prediction_cell_json'])
   kwargs = {name: values[name] for name in FLAG_FIELDS
             if values.get(name) is not None}
+  check_decoder_output_stride(kwargs.get('decoder_output_stride'))
   for name in ('image_pooling_crop_size', 'image_pooling_stride'):
     if name in kwargs:
       kwargs[name] = pair(kwargs[name])

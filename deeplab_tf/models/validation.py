@@ -72,6 +72,7 @@ def validate(options):
         'logits_kernel_size must be 1 when atrous_rates is None or '
         'aspp_with_batch_norm is set; got %d.' % options.logits_kernel_size)
   if options.decoder_output_stride:
+    options_lib.check_decoder_output_stride(options.decoder_output_stride)
     for stride in options.decoder_output_stride:
       if stride not in backbone.decoder_end_points:
         raise OptionsError(

@@ -72,6 +72,12 @@ class TrainSettings:
   gradient_multipliers: GradientMultiplierSettings = dataclasses.field(
       default_factory=GradientMultiplierSettings)
   momentum: float = 0.9
+  # train.py --optimizer: 'momentum' (TF1 MomentumOptimizer on the learning
+  # rate schedule) or 'adam' (TF1 AdamOptimizer at the constant
+  # adam_learning_rate with adam_epsilon; the schedule is not used).
+  optimizer: str = 'momentum'
+  adam_learning_rate: float = 0.001
+  adam_epsilon: float = 1e-08
   weight_decay: float = 0.00004
   fine_tune_batch_norm: bool = True
   # Not in the original: a Keras initializer name (e.g. 'glorot_uniform')
@@ -107,8 +113,15 @@ class TrainSettings:
   # variable is frozen whole (inference mode, moving statistics kept), so
   # every variable outside the scopes stays exactly as initialised.
   trainable_scopes: Tuple[str, ...] = ()
+  # train.py --profile_logdir: a TensorFlow profiler trace of
+  # PROFILE_STEPS steps (after PROFILE_SKIP_STEPS warm-up steps of each run)
+  # written there, for TensorBoard's profile tab. None: no profiling.
+  profile_logdir: Optional[str] = None
 
   def __post_init__(self):
+    if self.optimizer not in OPTIMIZERS:
+      raise ValueError('optimizer must be one of %s; got %r.'
+                       % (', '.join(OPTIMIZERS), self.optimizer))
     if isinstance(self.trainable_scopes, str):
       raise ValueError('trainable_scopes must be a sequence of patterns; got '
                        'the single string %r (write (%r,)).'
@@ -133,11 +146,31 @@ class TrainSettings:
     return self.learning_rate.training_number_of_steps
 
 
+OPTIMIZERS = ('momentum', 'adam')
+# The profiler traces this many steps, after skipping the first steps of a
+# run (graph tracing and warm-up would dominate the trace).
+PROFILE_SKIP_STEPS = 2
+PROFILE_STEPS = 5
+
+
+def make_optimizer(settings: 'TrainSettings', schedule):
+  """The original train.py optimizer: TF1 momentum on the schedule, or TF1
+  Adam at a constant rate (Keras' Adam update is TF1's: bias-corrected
+  step size, epsilon added to sqrt(v))."""
+  if settings.optimizer == 'adam':
+    return keras.optimizers.Adam(learning_rate=settings.adam_learning_rate,
+                                 beta_1=0.9, beta_2=0.999,
+                                 epsilon=settings.adam_epsilon, name='Adam')
+  return TF1Momentum(schedule, momentum=settings.momentum)
+
+
 # train.py flag -> TrainSettings field, where both have the same meaning
 # (the names are the original train.py's, ``all_batch_norm_decay`` ours).
 _PLAIN_FLAGS = {
     'train_batch_size': 'train_batch_size', 'momentum': 'momentum',
-    'weight_decay': 'weight_decay',
+    'weight_decay': 'weight_decay', 'optimizer': 'optimizer',
+    'adam_learning_rate': 'adam_learning_rate',
+    'adam_epsilon': 'adam_epsilon', 'profile_logdir': 'profile_logdir',
     'fine_tune_batch_norm': 'fine_tune_batch_norm',
     'kernel_initializer': 'kernel_initializer',
     'sync_batch_norm': 'sync_batch_norm',
@@ -321,7 +354,7 @@ class Trainer:
       self.regularized = {n: v for n, v in regularized_variables(
           self.model).items() if id(v) in selected_ids}
       schedule = DeepLabLearningRate(settings.learning_rate)
-      optimizer = TF1Momentum(schedule, momentum=settings.momentum)
+      optimizer = make_optimizer(settings, schedule)
       if settings.mixed_precision == 'mixed_float16':
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
       self.optimizer = optimizer
@@ -486,8 +519,11 @@ class Trainer:
     window_start, window_steps = time.time(), 0
     start_step, start_time = self.step, time.time()
     metrics = {}
+    profiler = _StepProfiler(s.profile_logdir if self.chief else None,
+                             start_step, target)
     now = time.time()
     while self.step < target:
+      profiler.before_step(self.step)
       requests = tf.constant(
           [now - last_save >= s.save_interval_secs,
            stop_after_seconds is not None and
@@ -506,6 +542,7 @@ class Trainer:
       save_due, stop_due = (float(x) > 0 for x in agreed.numpy())
       window_steps += 1
       step = self.step
+      profiler.after_step(step)
       if on_step is not None:
         on_step(step, values)
       now = time.time()
@@ -534,6 +571,7 @@ class Trainer:
                       step % s.save_interval_steps == 0):
         self._save(step)
         last_save = now
+    profiler.stop()
     self._save(self.step)
     self._mark_done()
     writer.flush()
@@ -543,10 +581,16 @@ class Trainer:
     metrics = dict(values)
     metrics['pixel_accuracy'] = (values['correct_pixels'] /
                                  max(values['valid_pixels'], 1.0))
-    metrics['learning_rate'] = float(self.schedule(self.step - 1))
+    metrics['learning_rate'] = self.learning_rate(self.step - 1)
     metrics['steps_per_sec'] = steps_per_sec
     metrics['images_per_sec'] = steps_per_sec * self.settings.train_batch_size
     return metrics
+
+  def learning_rate(self, step):
+    """The rate the optimizer applied at ``step`` (Adam: its constant one)."""
+    if self.settings.optimizer == 'adam':
+      return float(self.settings.adam_learning_rate)
+    return float(self.schedule(step))
 
   def _parts_text(self, metrics):
     """'  parts: semantic 0.12, ...' for tasks with named loss parts."""
@@ -586,3 +630,39 @@ class Trainer:
         tf.summary.image('samples/%s_colored' % name, visualization.colorize(
             np.clip(ids[..., 0], 0, 255), self.settings.colormap),
                          max_outputs=tasks_lib.SUMMARY_IMAGES)
+
+
+class _StepProfiler:
+  """Traces steps [first, first + PROFILE_STEPS) of a run into ``logdir``.
+
+  ``first`` skips PROFILE_SKIP_STEPS steps when the run is long enough (a
+  shorter run traces what it has). The trace lands in
+  ``logdir/plugins/profile/<run>/`` (TensorBoard --logdir=logdir, profile tab).
+  """
+
+  def __init__(self, logdir, start_step, target):
+    self.logdir = logdir
+    steps = target - start_step
+    skip = PROFILE_SKIP_STEPS if steps > PROFILE_SKIP_STEPS else 0
+    self.first = start_step + skip
+    self.last = min(self.first + PROFILE_STEPS, target)
+    self.running = False
+
+  def before_step(self, step):
+    if self.logdir and not self.running and step == self.first:
+      tf.io.gfile.makedirs(self.logdir)
+      tf.profiler.experimental.start(self.logdir)
+      self.running = True
+      logging.info('Profiling steps %d-%d into %s.', self.first + 1, self.last,
+                   self.logdir)
+
+  def after_step(self, step):
+    if self.running and step >= self.last:
+      self.stop()
+
+  def stop(self):
+    if self.running:
+      tf.profiler.experimental.stop()
+      self.running = False
+      logging.info('Profile written to %s (TensorBoard: profile tab).',
+                   self.logdir)
