@@ -26,6 +26,8 @@ setup(
     version='0.1.0',
     description='Faithful TensorFlow 2 / Keras reproduction of Google DeepLab',
     packages=find_packages(include=['deeplab_tf', 'deeplab_tf.*']),
+    # The Dense Prediction Cell JSON files (--dense_prediction_cell_json).
+    package_data={'deeplab_tf.models.heads': ['*.json']},
     python_requires='>=3.9',
     install_requires=[
         _tensorflow_requirement(),

@@ -50,12 +50,13 @@ model_flags.define_crf_flags()
 flags.DEFINE_string('eval_logdir', None, 'Where to write the event logs and '
                     'the metrics files (required).')
 flags.DEFINE_integer('eval_batch_size', 1, 'Images per evaluation batch.')
-flags.DEFINE_list('eval_crop_size', '513,513', 'Crop "height,width" every '
-                  'image is padded to (mean pixel; labels with the ignore '
-                  'label), as the original; it must hold the largest image '
-                  '(after any resize). "auto": whole images of any size, each '
-                  'batch padded to the smallest k * output_stride + 1 that '
-                  'holds it.')
+model_flags.define_crop_size_flag(
+    'eval_crop_size',
+    'Crop "height,width" every image is padded to (mean pixel; labels with '
+    'the ignore label), as the original; it must hold the largest image '
+    '(after any resize). "auto": whole images of any size, each batch padded '
+    'to the smallest k * output_stride + 1 that holds it. The older original '
+    'form --eval_crop_size=513 --eval_crop_size=513 works too.')
 flags.DEFINE_string('eval_split', 'val', 'Split to evaluate.')
 flags.DEFINE_integer('max_number_of_evaluations', 0, 'Stop after this many '
                      'evaluations; 0 loops until told the training is done '
@@ -80,7 +81,8 @@ def eval_settings_from_flags():
                       min_resize_value=FLAGS.min_resize_value,
                       max_resize_value=FLAGS.max_resize_value,
                       resize_factor=FLAGS.resize_factor,
-                      crf=model_flags.crf_params_from_flags())
+                      crf=model_flags.crf_params_from_flags(),
+                      quantize=FLAGS.quantize_delay_step >= 0)
 
 
 def _progress_logger(every):
@@ -103,10 +105,11 @@ def evaluate_from_flags():
   from deeplab_tf.evaluation import report  # pylint: disable=g-import-not-at-top
   from deeplab_tf.evaluation import watch  # pylint: disable=g-import-not-at-top
   from deeplab_tf.evaluation.evaluate import Evaluator  # pylint: disable=g-import-not-at-top
-  if FLAGS.quantize_delay_step >= 0:
-    raise app.UsageError('--quantize_delay_step >= 0 (quantization-aware '
-                         'evaluation) is not supported; export an int8 TFLite '
-                         'model with deeplab_tf.export_model instead.')
+  if FLAGS.quantize_delay_step >= 0 and tuple(FLAGS.eval_scales) != (1.0,):
+    raise app.UsageError('Quantize mode is not supported with multi-scale '
+                         'test (--quantize_delay_step=%d, --eval_scales=%s).'
+                         % (FLAGS.quantize_delay_step,
+                            ','.join(str(s) for s in FLAGS.eval_scales)))
   settings = eval_settings_from_flags()
   model_flags.warn_if_flip_ignored(settings.eval_scales,
                                    settings.add_flipped_images)
@@ -129,7 +132,9 @@ def evaluate_from_flags():
                'auto' if settings.crop_size is None else settings.crop_size,
                list(settings.eval_scales),
                (' + flip' if settings.add_flipped_images else '') +
-               (' + CRF %s' % (settings.crf,) if settings.crf else ''))
+               (' + CRF %s' % (settings.crf,) if settings.crf else '') +
+               (', quantised graph (8-bit fake quantisation)'
+                if settings.quantize else ''))
   tf.io.gfile.makedirs(FLAGS.eval_logdir)
   writer = tf.summary.create_file_writer(FLAGS.eval_logdir)
   results = []

@@ -42,6 +42,16 @@ size (see deeplab_tf/export/tflite.py). With ...,keras it writes
 deeplab_predictor.keras: the predictor alone (float32 0..255 input, no
 resize or padding inside). deeplab_export.json describes all of them.
 
+--quantize_delay_step >= 0 (a model trained with it; g3doc/quantize.md)
+exports the quantisation-aware graph, as the original's create_eval_graph:
+BatchNorm folded, 8-bit fake quantisation with the checkpoint's ranges, in
+the SavedModel and the frozen graph alike (single scale). Its TFLite files
+take their ranges from the checkpoint, no calibration: deeplab_int8.tflite
+(the contract above; weight ranges widened to be symmetric, as int8
+kernels need) and deeplab_uint8.tflite (--tflite_quantization=uint8: the
+original's convert_to_tflite.py conversion, every range as learned, uint8
+pixels in, int32 labels out).
+
 An --export_path ending in .pb writes what the original wrote instead: a
 frozen GraphDef (variables folded into constants) with the original tensor
 names, run by TensorFlow alone as model-zoo frozen_inference_graph.pb files:
@@ -79,7 +89,7 @@ model_flags.define_resize_flags()
 model_flags.define_crf_flags()
 flags.DEFINE_string('checkpoint_path', None,
                     'Checkpoint to export: one of ours (train_logdir or a '
-                    'ckpt-N prefix) or an original TF1 / model-zoo checkpoint '
+                    'model.ckpt-N prefix) or an original TF1 / model-zoo checkpoint '
                     '(model.ckpt prefix, or the extracted tarball folder when '
                     'it holds one checkpoint); detected automatically.')
 flags.DEFINE_string('export_path', None,
@@ -125,9 +135,12 @@ flags.DEFINE_multi_float('inference_scales', [1.0],
 flags.DEFINE_bool('add_flipped_images', False,
                   'Also predict left-right flipped images and average.')
 flags.DEFINE_integer('quantize_delay_step', -1,
-                     'Original flag (quantisation-aware training graphs); '
-                     'only -1 is accepted here: use --export_formats=tflite '
-                     '--tflite_quantization=int8 for an int8 model.')
+                     '>= 0: export the quantisation-aware graph of a model '
+                     'trained with --quantize_delay_step (BatchNorm folded, '
+                     '8-bit fake quantisation with its learned ranges; the '
+                     'original\'s create_eval_graph), single scale; its '
+                     'TFLite files (int8, uint8) use those ranges, no '
+                     'calibration. < 0: the float graph.')
 flags.DEFINE_bool('save_inference_graph', False,
                   'Also write the graph as a text proto, '
                   'inference_graph.pbtxt, in the export folder: the '
@@ -139,8 +152,12 @@ flags.DEFINE_list('export_formats', ['saved_model'],
                   % ', '.join(FORMATS))
 flags.DEFINE_list('tflite_quantization', ['float'],
                   'TFLite models to write, comma list of: float (float32 '
-                  'weights and kernels), int8 (post-training full-integer '
-                  'quantisation, float32 input/output).')
+                  'weights and kernels), int8 (full-integer kernels, '
+                  'float32 input/output; post-training quantisation, or '
+                  'the learned ranges with --quantize_delay_step), uint8 '
+                  '(with --quantize_delay_step only: the original\'s '
+                  'QUANTIZED_UINT8 conversion, uint8 pixels in, labels '
+                  'out).')
 flags.DEFINE_list('tflite_representative_images', [],
                   'int8 calibration images: comma list of glob patterns '
                   '(JPEG/PNG). Unset: synthetic images (poorer ranges).')
@@ -167,8 +184,9 @@ DEVIATIONS = (
     'ending in .pb); its outputs semantic (int32, the original '
     'SemanticPredictions) and semantic_probabilities (float32, the original '
     'SemanticProbabilities); no Raw* outputs in the SavedModel',
-    'quantize_delay_step (quantisation-aware training graphs) is not '
-    'reproduced; TFLite int8 post-training quantisation instead',
+    'quantize_delay_step >= 0: the TFLite files are converted here from '
+    'the quantised graph (int8: weight ranges widened to be symmetric; '
+    'uint8: the original convert_to_tflite.py conversion)',
 )
 
 
@@ -227,14 +245,20 @@ def _export_tflite(spec, prefix, serving_predictor, settings, quantizations,
   from deeplab_tf.export import saved_model  # pylint: disable=g-import-not-at-top
   from deeplab_tf.export import tflite  # pylint: disable=g-import-not-at-top
   from deeplab_tf.models import backbones  # pylint: disable=g-import-not-at-top
-  if serving_predictor.deeplab_options.crop_size == settings.crop_size:
+  if spec.quantize:
+    # Its TFLite input is the quantised backbone input (quantize.InputQuant).
+    predictor, _ = build_and_restore(spec, prefix, settings.crop_size,
+                                     quantize_input=True)
+  elif serving_predictor.deeplab_options.crop_size == settings.crop_size:
     predictor = serving_predictor
   else:
     predictor, _ = build_and_restore(spec, prefix, settings.crop_size)
   entries = {}
   for quantization in quantizations:
     representative, source = None, None
-    if quantization == 'int8':
+    if spec.quantize:
+      source = 'ranges learned in quantisation-aware training (no calibration)'
+    elif quantization == 'int8':
       representative, source = calibration
     content = tflite.convert(predictor, quantization, representative)
     path = os.path.join(FLAGS.export_path, saved_model.TFLITE_FILES[quantization])
@@ -260,6 +284,15 @@ def _export_tflite(spec, prefix, serving_predictor, settings, quantizations,
                                               % (settings.crop_size
                                                  + (spec.options.num_classes,))},
         'mean_pixel': list(backbones.mean_pixel(spec.options.model_variant))}
+    if quantization == 'uint8':
+      entries[quantization]['input'] = {
+          'unnamed (no signature)': 'uint8 [1, %d, %d, 3] RGB pixels, image '
+                                    'top-left, the rest 128; the model '
+                                    'reads (q - 127.5) / 127.5'
+                                    % settings.crop_size}
+      entries[quantization]['outputs'] = {
+          'unnamed': 'int32 [1, %d, %d] labels; keep [:height, :width]'
+                     % settings.crop_size}
     print('wrote %s (%s, %d bytes)' % (path, quantization, len(content)))
   return entries
 
@@ -313,12 +346,15 @@ def export(formats, quantizations):
   from deeplab_tf.export import saved_model, serving_model_options  # pylint: disable=g-import-not-at-top
   from deeplab_tf.export import ExportError  # pylint: disable=g-import-not-at-top
   from deeplab_tf.models import backbones  # pylint: disable=g-import-not-at-top
-  if FLAGS.quantize_delay_step >= 0:
-    raise ExportError(
-        '--quantize_delay_step=%d: quantisation-aware training graphs '
-        '(tf.contrib.quantize) are not reproduced. Export a float model and '
-        'add --export_formats=saved_model,tflite --tflite_quantization=int8 '
-        'for post-training int8.' % FLAGS.quantize_delay_step)
+  quantized = FLAGS.quantize_delay_step >= 0
+  if 'tflite' in formats and quantized and 'float' in quantizations:
+    raise ExportError('--tflite_quantization=float with --quantize_delay_step='
+                      '%d: the quantised graph converts to int8 or uint8 '
+                      'TFLite.' % FLAGS.quantize_delay_step)
+  if 'tflite' in formats and not quantized and 'uint8' in quantizations:
+    raise ExportError('--tflite_quantization=uint8 needs a quantisation-aware '
+                      'model (--quantize_delay_step >= 0); int8 is the '
+                      'post-training quantisation.')
   settings = _settings()
   frozen = frozen_graph.is_frozen_graph_path(FLAGS.export_path)
   if frozen:
@@ -333,10 +369,11 @@ def export(formats, quantizations):
   model_flags.warn_if_flip_ignored(FLAGS.inference_scales,
                                    FLAGS.add_flipped_images)
   spec = PredictorSpec(options, tuple(FLAGS.inference_scales),
-                       FLAGS.add_flipped_images, FLAGS.fold_batch_norm)
+                       FLAGS.add_flipped_images, FLAGS.fold_batch_norm,
+                       quantize=quantized)
   serving_options = serving_model_options(options, settings.crop_size)
   calibration = None
-  if 'tflite' in formats and 'int8' in quantizations:
+  if 'tflite' in formats and 'int8' in quantizations and not quantized:
     # Before the (long) model build: a bad image pattern fails fast.
     calibration = _calibration_images(options, settings)
   predictor, loaded = build_and_restore(spec, prefix,
@@ -354,6 +391,7 @@ def export(formats, quantizations):
       'inference_scales': list(spec.eval_scales),
       'add_flipped_images': spec.add_flipped_images,
       'fold_batch_norm': spec.fold_batch_norm,
+      'quantize_delay_step': FLAGS.quantize_delay_step,
       'mean_pixel': list(backbones.mean_pixel(options.model_variant)),
       'deviations_from_original': list(DEVIATIONS),
   }
@@ -390,7 +428,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
   formats = _check_formats(FLAGS.export_formats, FORMATS, 'export_formats')
-  quantizations = _check_formats(FLAGS.tflite_quantization, ('float', 'int8'),
+  quantizations = _check_formats(FLAGS.tflite_quantization,
+                                 ('float', 'int8', 'uint8'),
                                  'tflite_quantization')
   if (FLAGS['export_formats'].present and FLAGS.export_path and
       FLAGS.export_path.endswith('.pb')):

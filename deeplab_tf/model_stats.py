@@ -35,6 +35,10 @@ def conv_multiply_adds(model):
     if isinstance(layer, keras.layers.DepthwiseConv2D):
       kernel = layer.kernel.shape  # kh, kw, in, multiplier
       per_position = int(np.prod(kernel))
+    elif isinstance(layer, keras.layers.SeparableConv2D):
+      # Depthwise then 1x1, both at the output positions (NAS cells).
+      per_position = (int(np.prod(layer.depthwise_kernel.shape)) +
+                      int(np.prod(layer.pointwise_kernel.shape)))
     elif isinstance(layer, keras.layers.Conv2D):
       per_position = int(np.prod(layer.kernel.shape))
     elif isinstance(layer, keras.layers.Dense):
@@ -47,8 +51,34 @@ def conv_multiply_adds(model):
         if any(d is None for d in spatial):
           raise ValueError('Layer %s has a dynamic output size; give '
                            '--crop_size.' % layer.name)
+        spatial = _space_to_batch_positions(layer, node, spatial)
         rows.append((layer.name, per_position * int(np.prod(spatial))))
   return rows
+
+
+def _space_to_batch_positions(layer, node, spatial):
+  """The output positions the TF profiler counts for one conv call.
+
+  A dilated conv (or depthwise conv) of the original graph is SpaceToBatchND ->
+  conv -> BatchToSpaceND (TF's ``_WithSpaceToBatch``): each spatial dim, with
+  its SAME padding ``(k - 1) * rate``, is padded up to a multiple of its rate
+  and the un-dilated conv runs on that, so it computes ``rate * ceil(in /
+  rate)`` positions (SAME) instead of ``in``. ``spatial`` for the others.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  if not isinstance(layer, (keras.layers.Conv2D,
+                            keras.layers.DepthwiseConv2D)):
+    return spatial
+  rates = tuple(layer.dilation_rate)
+  if all(r == 1 for r in rates) or len(node.input_tensors) != 1:
+    return spatial
+  positions = []
+  for d_in, k, r in zip(node.input_tensors[0].shape[1:-1],
+                        layer.kernel_size, rates):
+    pad = (k - 1) * r if layer.padding == 'same' else 0
+    padded = d_in + pad + (-(d_in + pad)) % r
+    positions.append(r * (padded // r - (k - 1)))
+  return positions
 
 
 def model_stats(model):

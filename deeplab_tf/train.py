@@ -136,23 +136,29 @@ flags.DEFINE_float('adam_epsilon', 1e-08, 'Epsilon of --optimizer=adam.')
 flags.DEFINE_integer('train_batch_size', 8,
                      'Global batch size (split across replicas).')
 flags.DEFINE_float('weight_decay', 0.00004, 'L2 weight decay.')
-flags.DEFINE_list('train_crop_size', '513,513', 'Training crop "h,w".')
+model_flags.define_crop_size_flag(
+    'train_crop_size', 'Training crop "height,width" (the older original form '
+    '--train_crop_size=513 --train_crop_size=513 works too).')
 flags.DEFINE_float('last_layer_gradient_multiplier', 1.0,
                    'Gradient multiplier of the last layers.')
 flags.DEFINE_boolean('upsample_logits', True,
                      'Upsample logits to the label size for the loss (else '
                      'downsample labels, nearest).')
 flags.DEFINE_float('drop_path_keep_prob', 1.0,
-                   'Probability to keep each path of a NAS cell in training '
-                   '(nas_* model variants only; ignored for the others, as '
-                   'in the original).')
+                   'Probability to keep each path of a NAS cell in training, '
+                   'lowered with depth and ramped in over '
+                   '--training_number_of_steps (nas_* model variants with '
+                   '--fine_tune_batch_norm only; ignored otherwise, as in '
+                   'the original).')
 if 'quantize_delay_step' not in FLAGS:
   flags.DEFINE_integer('quantize_delay_step', -1,
-                       'Original: quantisation-aware training from this step; '
-                       'only the default (-1, no quantisation) here. For '
-                       'int8, export the float model with '
-                       'deeplab_tf.export_model --export_formats=tflite '
-                       '--tflite_quantization=int8.')
+                       'Quantisation-aware training (the original\'s '
+                       'tf.contrib.quantize training graph): BatchNorm folded, '
+                       '8-bit fake quantisation of weights and activations, '
+                       'with the ranges collected from the start and applied '
+                       'from this step on; < 0: a float model. mobilenet_v2 '
+                       'only, one replica (--num_clones=1). quantize.md '
+                       'fine-tunes a trained float model with 0.')
 flags.DEFINE_integer('hard_example_mining_step', 0,
                      'Steps of the linear ramp to top_k_percent_pixels.')
 flags.DEFINE_float('top_k_percent_pixels', 1.0,
@@ -330,13 +336,10 @@ def train_from_flags():
   from deeplab_tf.training import trainer  # pylint: disable=g-import-not-at-top
   options, settings, inputs, descriptor = settings_from_flags()
   from deeplab_tf.training import deployment  # pylint: disable=g-import-not-at-top
-  if FLAGS.quantize_delay_step >= 0:
-    raise app.UsageError(
-        '--quantize_delay_step=%d: quantisation-aware training is not built '
-        'yet; train the float model and export an int8 model with '
-        'deeplab_tf.export_model --export_formats=tflite '
-        '--tflite_quantization=int8.'
-        % FLAGS.quantize_delay_step)
+  if FLAGS.quantize_delay_step >= 0 and FLAGS.num_clones > 1:
+    raise app.UsageError("--quantize_delay_step=%d: Quantization doesn't "
+                         'support multi-clone yet (--num_clones=%d).'
+                         % (FLAGS.quantize_delay_step, FLAGS.num_clones))
   model_flags.warn_unread_nas_flags(options.model_variant,
                                     ('drop_path_keep_prob',))
   try:
@@ -351,8 +354,35 @@ def train_from_flags():
   descriptor.check_split(FLAGS.train_split)
   pipeline.list_shards(FLAGS.dataset_dir, FLAGS.train_split)
   dataset_fn = make_dataset_fn(settings, inputs, descriptor)
+  task = None
+  if FLAGS.quantize_delay_step >= 0:
+    task = quantization_aware_task(options, settings, descriptor,
+                                   strategy.num_replicas_in_sync)
   return trainer.Trainer(options, settings, dataset_fn, strategy,
-                         ignore_label=descriptor.ignore_label).train()
+                         ignore_label=descriptor.ignore_label,
+                         task=task).train()
+
+
+def quantization_aware_task(options, settings, descriptor, num_replicas):
+  """The original create_training_graph(quant_delay=--quantize_delay_step)."""
+  from deeplab_tf.models import quantize  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.training import quantization  # pylint: disable=g-import-not-at-top
+  try:
+    quantize.check_supported(options, num_replicas)
+    if settings.sync_batch_norm:
+      raise quantize.QuantizationError('--sync_batch_norm: quantisation-aware '
+                                       'training runs on one replica.')
+    task = quantization.QuantizationAwareTask(
+        tasks.task_for(options, settings.loss, settings.task_settings,
+                       descriptor.ignore_label),
+        FLAGS.quantize_delay_step, settings.batch_norm_decay)
+  except quantize.QuantizationError as e:
+    raise app.UsageError('--quantize_delay_step=%d: %s'
+                         % (FLAGS.quantize_delay_step, e)) from None
+  logging.info('Quantisation-aware training (the original\'s '
+               'create_training_graph): 8-bit fake quantisation from step %d.',
+               FLAGS.quantize_delay_step)
+  return task
 
 
 def main(argv):

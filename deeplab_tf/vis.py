@@ -24,8 +24,9 @@ has written training_done.json and its last checkpoint was visualised. A
 checkpoint prefix instead of a folder is visualised once.
 
 Flag names and defaults are the original vis.py's and common.py's model
-flags (--flagfile works); --master and --quantize_delay_step accept only
-their defaults (no TF1 session target; no quantised graph).
+flags (--flagfile works); --master accepts only its default (no TF1 session
+target); --quantize_delay_step >= 0 visualises the quantisation-aware graph
+(single scale, as the original).
 """
 import sys
 
@@ -53,11 +54,12 @@ flags.DEFINE_string('vis_logdir', None,
 flags.DEFINE_integer('vis_batch_size', 1,
                      'Images per batch. Every image is kept whole, padded to '
                      'vis_crop_size.', lower_bound=1)
-flags.DEFINE_list('vis_crop_size', '513,513',
-                  'Crop "height,width": every image (after the optional '
-                  'resize) must fit in it. "auto": whole images of any '
-                  'size, each batch padded to the smallest k * '
-                  'output_stride + 1 holding it (as eval).')
+model_flags.define_crop_size_flag(
+    'vis_crop_size',
+    'Crop "height,width": every image (after the optional resize) must fit '
+    'in it. "auto": whole images of any size, each batch padded to the '
+    'smallest k * output_stride + 1 holding it (as eval). The older original '
+    'form --vis_crop_size=513 --vis_crop_size=513 works too.')
 flags.DEFINE_integer('max_number_of_iterations', 0,
                      'Checkpoints to visualise before stopping; 0 or less '
                      'loops forever, waiting for new checkpoints (as the '
@@ -100,9 +102,11 @@ def visualize_from_flags():
   from deeplab_tf.models import build_predictor  # pylint: disable=g-import-not-at-top
   from deeplab_tf.models.deeplab import original_inference_path  # pylint: disable=g-import-not-at-top
 
-  if FLAGS.quantize_delay_step >= 0:
-    raise app.UsageError('--quantize_delay_step >= 0 (a quantized model) is '
-                         'not supported; visualise the float checkpoint.')
+  if FLAGS.quantize_delay_step >= 0 and tuple(FLAGS.eval_scales) != (1.0,):
+    raise app.UsageError('Quantize mode is not supported with multi-scale '
+                         'test (--quantize_delay_step=%d, --eval_scales=%s).'
+                         % (FLAGS.quantize_delay_step,
+                            ','.join(str(s) for s in FLAGS.eval_scales)))
   # A continuous run may start before the trainer's first checkpoint; a run
   # of one checkpoint may not.
   descriptor = vis_lib.check_inputs(
@@ -149,8 +153,13 @@ def visualize_from_flags():
   model_flags.warn_if_flip_ignored(FLAGS.eval_scales, FLAGS.add_flipped_images)
   eval_scales, flip = original_inference_path(FLAGS.eval_scales,
                                               FLAGS.add_flipped_images)
-  predictor = build_predictor(options, eval_scales=eval_scales,
-                              add_flipped_images=flip)
+  if FLAGS.quantize_delay_step >= 0:
+    # The original's create_eval_graph(): the quantisation-aware graph.
+    from deeplab_tf.models import quantize  # pylint: disable=g-import-not-at-top
+    predictor = quantize.build_quantized_predictor(options)
+  else:
+    predictor = build_predictor(options, eval_scales=eval_scales,
+                                add_flipped_images=flip)
   predict_fn = make_predict_fn(predictor, model_flags.crf_params_from_flags())
   total = count_records(FLAGS.dataset_dir, FLAGS.vis_split)
   logging.info('Visualising split %r of %s (%d images) into %s',

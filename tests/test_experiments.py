@@ -282,7 +282,7 @@ def test_readme_starts_with_the_two_commands():
 
 
 # Every checkpoint of research/deeplab/g3doc/model_zoo.md, and those
-# deeplab_tf cannot build (Dense Prediction Cell head, EdgeTPU backbone).
+# deeplab_tf cannot build (none now; the Dense Prediction Cell rows are built).
 MODEL_ZOO = (
     'mobilenetv2_dm05_coco_voc_trainaug', 'mobilenetv2_dm05_coco_voc_trainval',
     'mobilenetv2_coco_voc_trainaug', 'mobilenetv2_coco_voc_trainval',
@@ -295,9 +295,7 @@ MODEL_ZOO = (
     'xception65_ade20k_train', 'xception_41_imagenet', 'xception_65_imagenet',
     'xception_65_imagenet_coco', 'xception_71_imagenet',
     'resnet_v1_50_beta_imagenet', 'resnet_v1_101_beta_imagenet')
-NOT_SUPPORTED = ('xception71_dpc_cityscapes_trainfine',
-                 'xception71_dpc_cityscapes_trainval', 'EdgeTPU-DeepLab',
-                 'EdgeTPU-DeepLab-slim')
+NOT_SUPPORTED = ()
 
 
 def test_readme_model_zoo_table_is_the_zoo_data():

@@ -158,8 +158,8 @@ def test_two_workers_agree_follow_the_first_replica_and_only_chief_writes(
   names = sorted(os.listdir(logdir))
   assert 'checkpoint' in names and 'model_options.json' in names
   assert not [n for n in names if os.path.isdir(logdir / n)], names
-  assert {n.split('.')[0] for n in names if n.startswith('ckpt-')} == {
-      'ckpt-1', 'ckpt-%d' % STEPS}
+  assert {n.rsplit('.', 1)[0] for n in names if n.startswith('model.ckpt-')} == {
+      'model.ckpt-1', 'model.ckpt-%d' % STEPS}
   events = glob.glob(str(logdir / 'events.out.tfevents.*'))
   assert events, names
   tags = set()

@@ -189,3 +189,22 @@ def test_eval_refuses_flags_it_cannot_honour(tmp_path, extra, message):
   assert proc.returncode != 0
   assert message in proc.stderr, proc.stderr[-2000:]
   assert 'Traceback' not in proc.stderr
+
+
+def test_crop_flags_take_the_list_and_the_older_repeated_form():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from deeplab_tf.config import model_flags  # pylint: disable=g-import-not-at-top
+  values = flags.FlagValues()
+  values[('x_crop_size')] = model_flags._CropSizeFlag(  # pylint: disable=protected-access
+      'x_crop_size', '513,513', 'test')
+  def parse(*args):
+    values.unparse_flags()
+    values(['prog'] + list(args))
+    return values.x_crop_size
+  assert parse() == ['513', '513']
+  assert parse('--x_crop_size=321,481') == ['321', '481']
+  assert parse('--x_crop_size=513', '--x_crop_size=769') == ['513', '769']
+  # A flagfile's pair, then the command line's: the last one wins.
+  assert parse('--x_crop_size=513,513', '--x_crop_size=65,97') == ['65', '97']
+  assert parse('--x_crop_size=9', '--x_crop_size=9', '--x_crop_size=5',
+               '--x_crop_size=7') == ['5', '7']

@@ -48,7 +48,7 @@ def test_kill_and_resume(records, tmp_path):
   deadline = time.time() + 400
   try:
     while time.time() < deadline:
-      if os.path.exists(os.path.join(logdir, 'ckpt-3.index')):
+      if os.path.exists(os.path.join(logdir, 'model.ckpt-3.index')):
         break
       if proc.poll() is not None:
         pytest.fail('training exited early:\n' + proc.stdout.read()[-3000:])

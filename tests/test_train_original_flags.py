@@ -82,8 +82,10 @@ def test_decoder_output_stride_is_the_original_comma_list():
                      match='sorted in the descending order.*4,8'):
     options_lib.options_from_flag_values(
         dict(base, decoder_output_stride=['4', '8']))
+  # --dense_prediction_cell_json is read (tests/test_dense_prediction_cell.py);
+  # a missing file is refused by name.
   with pytest.raises(options_lib.OptionsError,
-                     match='Dense Prediction Cell head is not built'):
+                     match='dense_prediction_cell_json=dpc.json: no such file'):
     options_lib.options_from_flag_values(
         dict(base, dense_prediction_cell_json='dpc.json'))
 

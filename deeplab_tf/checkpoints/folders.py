@@ -1,6 +1,7 @@
 """The checkpoint-folder protocol, written once.
 
-A train_logdir holds the trainer's object-based checkpoints ``ckpt-<step>``
+A train_logdir holds the trainer's object-based checkpoints
+``model.ckpt-<step>`` (the original train.py's names)
 with TensorFlow's ``checkpoint`` state file, the options the model was built
 from (``model_options.json``) and, once training reached its last step,
 ``training_done.json``. ``convert_checkpoint`` writes ``<prefix>_options.json``
@@ -19,7 +20,7 @@ from deeplab_tf.core.errors import DeeplabError
 OPTIONS_FILE = 'model_options.json'
 CONVERTER_OPTIONS_SUFFIX = '_options.json'
 TRAINING_DONE_FILE = 'training_done.json'
-CHECKPOINT_PREFIX = 'ckpt'
+CHECKPOINT_PREFIX = 'model.ckpt'
 
 
 class NoCheckpointError(DeeplabError, FileNotFoundError):
@@ -27,7 +28,7 @@ class NoCheckpointError(DeeplabError, FileNotFoundError):
 
 
 def checkpoint_step(prefix: str) -> Optional[int]:
-  """The global step in a checkpoint prefix name (``ckpt-1200`` -> 1200), or None."""
+  """The global step in a checkpoint prefix name (``model.ckpt-1200`` -> 1200), or None."""
   tail = os.path.basename(prefix).rsplit('-', 1)
   if len(tail) == 2 and tail[1].isdigit():
     return int(tail[1])
@@ -49,7 +50,7 @@ def find_checkpoint(path: str) -> str:
   """The checkpoint prefix for ``path``, or NoCheckpointError saying what is there.
 
   Args:
-    path: a checkpoint prefix (``.../model.ckpt``, ``.../ckpt-300``), a folder
+    path: a checkpoint prefix (``.../model.ckpt``, ``.../model.ckpt-300``), a folder
       with a ``checkpoint`` state file (a train_logdir: its latest), or a
       folder with a single checkpoint and no state file (an extracted
       model-zoo tarball).

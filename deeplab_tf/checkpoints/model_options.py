@@ -29,6 +29,7 @@ import tensorflow as tf
 from deeplab_tf.checkpoints import folders
 from deeplab_tf.core.errors import DeeplabError
 from deeplab_tf.models import meta_architectures
+from deeplab_tf.models import options as options_lib
 
 
 class OptionsSourceError(DeeplabError, ValueError):
@@ -62,11 +63,20 @@ def _read(path):
                              % (path, e)) from None
 
 
+# ModelOptions.nas_architecture_options holds the values of these flags.
+NAS_FIELD = 'nas_architecture_options'
+NAS_FLAG_FIELDS = options_lib.NAS_FLAG_FIELDS
+
+
 def _field_of(flag_name, fields):
   # ModelOptions keeps the class count in outputs_to_num_classes.
   if (flag_name == 'num_classes' and 'num_classes' not in fields and
       'outputs_to_num_classes' in fields):
     return 'outputs_to_num_classes'
+  # --dense_prediction_cell_json (a file) sets the parsed cell it holds.
+  if (flag_name == 'dense_prediction_cell_json' and
+      'dense_prediction_cell_config' in fields):
+    return 'dense_prediction_cell_config'
   return flag_name if flag_name in fields else None
 
 
@@ -120,6 +130,13 @@ def resolve(checkpoint_path: Optional[str], flag_options,
   fields = {f.name for f in dataclasses.fields(options)}
   overridden, overrides = [], {}
   for name in given_flags:
+    if name in NAS_FLAG_FIELDS and NAS_FIELD in fields:
+      # One key of the JSON's nas_architecture_options, the others kept.
+      nas = dict(overrides.get(NAS_FIELD, getattr(options, NAS_FIELD)))
+      nas[name] = getattr(flag_options, NAS_FIELD)[name]
+      overrides[NAS_FIELD] = nas
+      overridden.append(name)
+      continue
     field = _field_of(name, fields)
     if field is not None:
       overrides[field] = getattr(flag_options, field)

@@ -139,19 +139,36 @@ class NamedVariables(tf.Module):
     self.by_name = dict(model_variables(model))
 
 
-def restore_model(model, path):
+def restore_model(model, path, allow_missing: Sequence[str] = ()):
   """Loads weights into ``model`` from a TF1 checkpoint or one of our training ones.
 
   TF1 (name-based, model zoo) checkpoints go through ``load_tf1_checkpoint``
   (strict). Our object-based checkpoints must provide every model variable.
+  ``allow_missing``: original names the checkpoint may lack (they keep their
+  values; e.g. a quantisation-aware model's ranges, from a float checkpoint).
   Returns a short description.
   """
   prefix = folders.find_checkpoint(path)
+  allow_missing = set(allow_missing)
+  _check_quantization_ranges(model, prefix, allow_missing)
   if is_tf1_checkpoint(prefix):
-    report = load_tf1_checkpoint(model, prefix, strict=True)
+    report = load_tf1_checkpoint(model, prefix, strict=not allow_missing,
+                                 ignore_missing=False)
+    missing = [n for n in report.missing if n not in allow_missing]
+    if missing or report.mismatched:
+      raise CheckpointMismatchError(
+          'Checkpoint does not fit model %r:\n%s' % (model.name,
+                                                     report.summary()))
     return 'loaded %d variables from TF1 checkpoint %s' % (len(report.loaded),
                                                             prefix)
-  status = tf.train.Checkpoint(model=NamedVariables(model)).read(prefix)
+  variables = NamedVariables(model)
+  if allow_missing:
+    # Whatever the checkpoint has, then the check without the optional ones.
+    tf.train.Checkpoint(model=variables).read(prefix).expect_partial()
+    variables = NamedVariables(model)
+    variables.by_name = {n: v for n, v in variables.by_name.items()
+                         if n not in allow_missing}
+  status = tf.train.Checkpoint(model=variables).read(prefix)
   try:
     status.expect_partial().assert_existing_objects_matched()
   except AssertionError as e:
@@ -159,6 +176,33 @@ def restore_model(model, path):
         'Checkpoint %s does not provide every variable of model %r: %s'
         % (prefix, model.name, str(e)[:2000])) from e
   return 'restored from checkpoint %s' % prefix
+
+
+def _check_quantization_ranges(model, prefix, allow_missing):
+  """A quantised model (models/quantize.py) and a checkpoint without ranges:
+  says so, rather than listing every missing min / max."""
+  ranges = set(getattr(model, 'quantization_variables', ())) - allow_missing
+  if not ranges:
+    return
+  if is_tf1_checkpoint(prefix):
+    keys = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+    found = any(name in keys for name in ranges)
+  else:
+    variables = NamedVariables(model)
+    variables.by_name = {n: v for n, v in variables.by_name.items()
+                         if n in ranges}
+    status = tf.train.Checkpoint(model=variables).read(prefix).expect_partial()
+    try:
+      status.assert_existing_objects_matched()
+      found = True
+    except AssertionError:
+      found = False
+  if not found:
+    raise CheckpointMismatchError(
+        'Checkpoint %s has no quantisation ranges (weights_quant / act_quant '
+        'min and max): it holds a float model. The quantised graph '
+        '(--quantize_delay_step >= 0) needs a checkpoint of quantisation-aware '
+        'training (train.py --quantize_delay_step, from this one).' % prefix)
 
 
 def save_tf1_checkpoint(model, prefix, global_step=0):

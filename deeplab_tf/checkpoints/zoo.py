@@ -20,6 +20,10 @@ from typing import Dict, List, Optional, Tuple
 FLAG_SETS: Dict[str, str] = {
     'X65': ('--model_variant=xception_65 --atrous_rates=6 --atrous_rates=12 '
             '--atrous_rates=18 --output_stride=16 --decoder_output_stride=4'),
+    'X71DPC': ('--model_variant=xception_71 --dense_prediction_cell_json='
+               'deeplab_tf/models/heads/'
+               'dense_prediction_cell_branch5_top1_cityscapes.json '
+               '--output_stride=16 --decoder_output_stride=4'),
     'MNV3': ('--image_pooling_crop_size=769,769 --image_pooling_stride=4,5 '
              '--add_image_level_feature=1 --aspp_convs_filters=128 '
              '--aspp_with_concat_projection=0 '
@@ -160,28 +164,36 @@ GROUPS: Tuple[Tuple[str, Tuple[ZooEntry, ...]], ...] = (
              '78.79% (val; OS 16); 80.42% (val; OS 8, 0.75:0.25:1.25, flip)'),
         _row('xception71_dpc_cityscapes_trainfine',
              'Xception-71 + Dense Prediction Cell',
-             None, None,
-             '-',
-             '80.31% (val; OS 16)',
-             not_supported='not supported: deeplab_tf builds no DPC head'),
+             'model.ckpt',
+             '$X71DPC --num_classes=19',
+             '`--flagfile=experiments/cityscapes/xception71_dpc_val_os16.eval.flags`',
+             '80.31% (val; OS 16)'),
         _row('xception71_dpc_cityscapes_trainval',
              'Xception-71 + Dense Prediction Cell',
-             None, None,
-             '-',
-             '82.66% (test; OS 8, 0.75:0.25:2, flip)',
-             not_supported='not supported (DPC head)'),
+             'model.ckpt',
+             '$X71DPC --num_classes=19',
+             ('test server; settings of '
+              '`xception71_dpc_val_os16.eval.flags` with `--output_stride=8 '
+              '--eval_scales=0.75 --eval_scales=1.0 --eval_scales=1.25 '
+              '--eval_scales=1.5 --eval_scales=1.75 --eval_scales=2.0 '
+              '--add_flipped_images`'),
+             '82.66% (test; OS 8, 0.75:0.25:2, flip)'),
         _row('EdgeTPU-DeepLab',
              'EdgeMobilenet-1.0',
-             None, None,
-             '-',
-             '70.6% (val; OS 32); 74.1% (val; OS 16)',
-             not_supported='not supported: no `mobilenet_edgetpu` backbone'),
+             'model.ckpt',
+             ('--model_variant=mobilenet_edgetpu --aspp_convs_filters=256 '
+              '--num_classes=19'),
+             ('`--flagfile=experiments/cityscapes/edgetpu_deeplab_val_os32.eval.flags`; '
+              '`--flagfile=experiments/cityscapes/edgetpu_deeplab_val_os16.eval.flags`'),
+             '70.6% (val; OS 32); 74.1% (val; OS 16)'),
         _row('EdgeTPU-DeepLab-slim',
              'EdgeMobilenet-0.75',
-             None, None,
-             '-',
-             '70.0% (val; OS 32); 73.2% (val; OS 16)',
-             not_supported='not supported (no `mobilenet_edgetpu`)'),
+             'model.ckpt',
+             ('--model_variant=mobilenet_edgetpu --depth_multiplier=0.75 '
+              '--aspp_convs_filters=128 --num_classes=19'),
+             ('`--flagfile=experiments/cityscapes/edgetpu_deeplab_slim_val_os32.eval.flags`; '
+              '`--flagfile=experiments/cityscapes/edgetpu_deeplab_slim_val_os16.eval.flags`'),
+             '70.0% (val; OS 32); 73.2% (val; OS 16)'),
     )),
     ('**ADE20K** (151 labels, 0 ignored)', (
         _row('mobilenetv2_ade20k_train',

@@ -44,7 +44,8 @@ def define_model_flags(output_stride_default: int = 16) -> None:
   flags.DEFINE_multi_integer('multi_grid', None,
                              'Multi-grid unit rates of the last block '
                              '(ResNet block4 / Xception exit_flow block2), '
-                             'e.g. 1,2,4; unset = 1,1,1.')
+                             'e.g. 1,2,4; unset = 1,1,1 (resnet_v1_18*: two '
+                             'rates, unset = 1,1).')
   # A comma list as in the original common.py (DEFINE_list): "8,4" gives a
   # two-stage decoder; the strides must be in descending order.
   flags.DEFINE_list('decoder_output_stride', None,
@@ -120,8 +121,11 @@ def define_model_flags(output_stride_default: int = 16) -> None:
   # ignores them otherwise; a dense prediction cell replaces ASPP.
   flags.DEFINE_string('dense_prediction_cell_json', '',
                       'A JSON file of a Dense Prediction Cell (Chen et al. '
-                      '2018) that replaces ASPP; empty = ASPP. Not built in '
-                      'deeplab_tf yet: a non-empty value is refused.')
+                      '2018) that replaces ASPP; empty = ASPP. The model '
+                      "zoo's cell: deeplab_tf/models/heads/"
+                      'dense_prediction_cell_branch5_top1_cityscapes.json (a '
+                      'missing path with that file name, such as the '
+                      "original's deeplab/core/..., reads the shipped copy).")
   flags.DEFINE_integer('nas_stem_output_num_conv_filters', 20,
                        'Filters of the NAS stem output (nas_* variants only; '
                        'ignored for the others, as in the original).')
@@ -220,9 +224,11 @@ def define_checkpoint_loop_flags() -> None:
   if 'quantize_delay_step' in FLAGS:
     return
   flags.DEFINE_integer('quantize_delay_step', -1,
-                       'Original flag for quantized models; only the default '
-                       '(-1, no quantization) is supported. For int8 use the '
-                       'TFLite export of deeplab_tf.export_model.')
+                       '>= 0: the quantisation-aware graph of a model trained '
+                       'with --quantize_delay_step (BatchNorm folded, 8-bit '
+                       'fake quantisation with the learned ranges; the '
+                       'original\'s create_eval_graph), single scale only; '
+                       '< 0: the float graph.')
 
 
 def define_initialization_flags() -> None:
@@ -395,3 +401,30 @@ def check_script_edge(model_variant: str, dataset_num_classes: int,
         % FLAGS.master)
   check_num_classes(dataset_num_classes, dataset_name)
   warn_unread_nas_flags(model_variant)
+
+
+class _CropSizeFlag(flags.Flag):
+  """A "height,width" list flag (the latest original's DEFINE_list) that also
+  takes the older original scripts' repeated form (``--x=513 --x=513``, a
+  multi-integer flag there): two single values in a row make the pair. A
+  later full "h,w" replaces the value, as a list flag's last occurrence."""
+
+  def __init__(self, name, default, help_text):
+    super().__init__(flags.ListParser(), flags.CsvListSerializer(','), name,
+                     default, help_text)
+
+  def parse(self, argument):
+    previous = list(self.value or ()) if self.present else None
+    super().parse(argument)
+    if previous is not None and len(previous) == 1 and len(self.value) == 1:
+      self.value = previous + list(self.value)
+
+  def flag_type(self):
+    return '"height,width" list (or the flag given twice)'
+
+
+def define_crop_size_flag(name: str, help_text: str,
+                          default: str = '513,513') -> None:
+  """Defines a crop-size flag of train / eval / vis (idempotent)."""
+  if name not in FLAGS:
+    flags.DEFINE_flag(_CropSizeFlag(name, default, help_text))

@@ -27,6 +27,7 @@ from deeplab_tf.data import datasets_info
 from deeplab_tf.data import pipeline
 from deeplab_tf.evaluation.metrics import StreamingConfusionMatrix
 from deeplab_tf.models import build_predictor
+from deeplab_tf.models import quantize
 from deeplab_tf.models.deeplab import crf_probabilities
 from deeplab_tf.models.deeplab import original_inference_path
 
@@ -46,6 +47,9 @@ class EvalSettings:
   # A deeplab_tf.crf.CRFParams: refine the probabilities with the dense CRF
   # (DeepLab v1/v2) before the argmax; None: no CRF.
   crf: Optional[object] = None
+  # Evaluate the quantisation-aware graph (the original's create_eval_graph
+  # for --quantize_delay_step >= 0; models/quantize.py): single scale only.
+  quantize: bool = False
 
   def __post_init__(self):
     if self.crop_size is not None:
@@ -58,6 +62,11 @@ class EvalSettings:
     if not isinstance(self.batch_size, int) or self.batch_size < 1:
       raise ValueError('eval batch_size must be a positive int; got %r.'
                        % (self.batch_size,))
+    if self.quantize and scales != (1.0,):
+      # The original eval.py's words.
+      raise quantize.QuantizationError(
+          'Quantize mode is not supported with multi-scale test '
+          '(eval_scales %s).' % list(scales))
 
   @property
   def tag(self):
@@ -194,8 +203,11 @@ class Evaluator:
     # which ignores add_flipped_images (the metric tag still says _flipped).
     eval_scales, flip = original_inference_path(settings.eval_scales,
                                                 settings.add_flipped_images)
-    self.predictor = build_predictor(self.options, eval_scales=eval_scales,
-                                     add_flipped_images=flip)
+    if settings.quantize:
+      self.predictor = quantize.build_quantized_predictor(self.options)
+    else:
+      self.predictor = build_predictor(self.options, eval_scales=eval_scales,
+                                       add_flipped_images=flip)
     signature = [tf.TensorSpec(
         [None] + (list(settings.crop_size) if settings.crop_size
                   else [None, None]) + [3], tf.float32)]

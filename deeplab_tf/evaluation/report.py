@@ -13,7 +13,7 @@ Per evaluated checkpoint, in the eval logdir:
   from the ground truth), plus ``eval/pixel_accuracy``, the row-normalised
   confusion matrix as an image and the per-class table as text.
 
-``<step>`` is the checkpoint's global step (``ckpt-1200`` -> 1200), or
+``<step>`` is the checkpoint's global step (``model.ckpt-1200`` -> 1200), or
 ``final`` for a checkpoint name without one.
 """
 import csv

@@ -17,6 +17,7 @@ from deeplab_tf import checkpoints
 from deeplab_tf.export.serving import ExportError
 from deeplab_tf.models import build_predictor
 from deeplab_tf.models import fold
+from deeplab_tf.models import quantize
 from deeplab_tf.models.deeplab import original_inference_path
 
 
@@ -43,11 +44,16 @@ class PredictorSpec:
       export_model.py, not read with scales (1.0,) (its single-scale path).
     fold_batch_norm: fold BatchNorm into the convolutions (same outputs up
       to float rounding, faster).
+    quantize: the quantisation-aware graph (the original export_model.py's
+      create_eval_graph for --quantize_delay_step >= 0; models/quantize.py):
+      BatchNorm folded, fake quantisation with the checkpoint's ranges;
+      single scale only.
   """
   options: object
   eval_scales: Tuple[float, ...] = (1.0,)
   add_flipped_images: bool = False
   fold_batch_norm: bool = False
+  quantize: bool = False
 
   def __post_init__(self):
     scales = tuple(float(s) for s in self.eval_scales)
@@ -57,6 +63,12 @@ class PredictorSpec:
     object.__setattr__(self, 'eval_scales', scales)
     _, flip = original_inference_path(scales, self.add_flipped_images)
     object.__setattr__(self, 'add_flipped_images', flip)
+    if self.quantize and scales != (1.0,):
+      raise ExportError('Quantize mode is not supported with multi-scale '
+                        'test (inference_scales %s).' % list(scales))
+    if self.quantize and self.fold_batch_norm:
+      raise ExportError('fold_batch_norm: the quantisation-aware graph folds '
+                        'BatchNorm already (into the quantised weights).')
 
 
 def find_checkpoint(path):
@@ -135,7 +147,8 @@ def restore_checkpoint(model, checkpoint_path, options):
            trainer_options_hint(prefix, options), str(e)[:3000])) from e
 
 
-def build_and_restore(spec, checkpoint_path=None, crop_size=None):
+def build_and_restore(spec, checkpoint_path=None, crop_size=None,
+                      quantize_input=False):
   """The predictor of ``spec`` for ``crop_size``, with the checkpoint's weights.
 
   Args:
@@ -143,6 +156,8 @@ def build_and_restore(spec, checkpoint_path=None, crop_size=None):
     checkpoint_path: prefix or folder; None keeps the initial (random)
       weights (benchmarks).
     crop_size: fixed input size (TFLite) or None (any size).
+    quantize_input: with ``spec.quantize``, quantise the backbone input
+      (the TFLite conversion's input; ``quantize.InputQuant``).
 
   Returns:
     ``(keras predictor, description of what was loaded)``. BatchNorm is
@@ -153,8 +168,15 @@ def build_and_restore(spec, checkpoint_path=None, crop_size=None):
   if options.crop_size is None and options.image_pooling_crop_size:
     raise ExportError('image_pooling_crop_size=%s needs a model built for a '
                       'crop size.' % list(options.image_pooling_crop_size))
-  model = build_predictor(options, eval_scales=spec.eval_scales,
-                          add_flipped_images=spec.add_flipped_images)
+  if spec.quantize:
+    try:
+      model = quantize.build_quantized_predictor(
+          options, quantize_input=quantize_input)
+    except quantize.QuantizationError as e:
+      raise ExportError(str(e)) from None
+  else:
+    model = build_predictor(options, eval_scales=spec.eval_scales,
+                            add_flipped_images=spec.add_flipped_images)
   loaded = 'random initial weights (no checkpoint)'
   if checkpoint_path is not None:
     loaded = restore_checkpoint(model, checkpoint_path, spec.options)

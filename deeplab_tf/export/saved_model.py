@@ -17,7 +17,8 @@ from deeplab_tf.export.serving import ExportError
 
 INFO_FILE = 'deeplab_export.json'
 KERAS_FILE = 'deeplab_predictor.keras'
-TFLITE_FILES = {'float': 'deeplab_float.tflite', 'int8': 'deeplab_int8.tflite'}
+TFLITE_FILES = {'float': 'deeplab_float.tflite', 'int8': 'deeplab_int8.tflite',
+                'uint8': 'deeplab_uint8.tflite'}
 INFERENCE_GRAPH_FILE = 'inference_graph.pbtxt'
 # What tf.saved_model.save writes.
 SAVED_MODEL_ENTRIES = ('saved_model.pb', 'saved_model.pbtxt', 'variables',

@@ -28,6 +28,22 @@ which give poorer activation ranges.
 Variables are frozen into constants before conversion: converting the
 variables directly leaves resource-variable reads in the TFLite graph,
 which the int8 calibrator cannot run.
+
+A quantisation-aware predictor (``models/quantize.py``, trained with
+--quantize_delay_step) converts without calibration, with its learned
+ranges, its backbone input quantised over [-1, 1] as the original's
+conversion assumes (``quantize.InputQuant``):
+
+  int8   the contract above (float32 image in, labels and probabilities
+         out); int8 kernels need weight zero point 0, so each learned weight
+         range [min, max] is widened to [-a, a], a = max(|min|, |max|);
+         activations keep their learned ranges.
+  uint8  the original's conversion (convert_to_tflite.py: QUANTIZED_UINT8,
+         input stats mean 127.5, std 127.5 on the backbone input): every
+         range as learned (asymmetric uint8 weights). Input uint8
+         [1, crop_height, crop_width, 3]: the padded image's pixels (pad
+         128); output int32 labels [1, crop_height, crop_width]; no
+         probabilities.
 """
 import glob as glob_lib
 from typing import Iterable, List, Optional, Sequence
@@ -40,8 +56,11 @@ from deeplab_tf.data import preprocess
 from deeplab_tf.export import serving
 from deeplab_tf.export.serving import ExportError
 from deeplab_tf.models import backbones
+from deeplab_tf.models import quantize
 
-QUANTIZATIONS = ('float', 'int8')
+QUANTIZATIONS = ('float', 'int8', 'uint8')
+# The original's QUANTIZED_UINT8 input: real = (q - 127.5) / 127.5.
+UINT8_INPUT_STATS = (127.5, 127.5)
 
 
 def _check_fixed_size(predictor):
@@ -104,6 +123,13 @@ def convert(predictor, quantization='float', representative_images=None):
   if quantization not in QUANTIZATIONS:
     raise ExportError('TFLite quantization must be one of %s; got %r.'
                       % (', '.join(QUANTIZATIONS), quantization))
+  if quantize.is_quantized(predictor):
+    return convert_quantization_aware(predictor, quantization)
+  if quantization == 'uint8':
+    raise ExportError('uint8 TFLite models are converted from a '
+                      'quantisation-aware model (train with '
+                      '--quantize_delay_step, export with it); use int8 for '
+                      'post-training quantisation.')
   module = frozen_module(predictor)
   converter = tf.lite.TFLiteConverter.from_concrete_functions(
       [module.predict.get_concrete_function()], module)
@@ -123,6 +149,65 @@ def convert(predictor, quantization='float', representative_images=None):
         {serving.INPUT_KEY: np.asarray(s, np.float32)} for s in samples)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
   return converter.convert()
+
+
+def convert_quantization_aware(predictor, quantization):
+  """A quantisation-aware predictor -> TFLite with its learned ranges.
+
+  Args:
+    predictor: ``quantize.build_quantized_predictor(..., quantize_input=True)``
+      for the crop size, weights loaded.
+    quantization: 'int8' or 'uint8' (see the module doc).
+
+  Returns:
+    The TFLite model as bytes.
+  """
+  if quantization not in ('int8', 'uint8'):
+    raise ExportError('A quantisation-aware model converts to int8 or uint8 '
+                      'TFLite (its fake-quantisation ranges); got %r.'
+                      % (quantization,))
+  if not any(isinstance(layer, quantize.InputQuant)
+             for layer in predictor.layers):
+    raise ExportError('The quantisation-aware predictor has no quantised '
+                      'input; build it with quantize_input=True.')
+  if quantization == 'int8':
+    quantize.set_weight_range(predictor, 'symmetric')
+    try:
+      module = frozen_module(predictor)
+    finally:
+      quantize.set_weight_range(predictor, 'learned')
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [module.predict.get_concrete_function()], module)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter.convert()
+  crop = _check_fixed_size(predictor)
+  spec = tf.TensorSpec([1, crop[0], crop[1], 3], tf.float32,
+                       name=serving.INPUT_KEY)
+
+  @tf.function(input_signature=[spec])
+  def labels(image):
+    return tf.cast(predictor(image, training=False)['semantic'], tf.int32)
+
+  function = convert_to_constants.convert_variables_to_constants_v2(
+      labels.get_concrete_function())
+  graph_def = function.graph.as_graph_def()
+  inputs = [n.name for n in graph_def.node
+            if n.name.endswith('/' + quantize.INPUT_QUANT_TENSOR)]
+  if len(inputs) != 1:
+    raise ExportError('Expected one quantised input tensor in the graph; '
+                      'found %s.' % inputs)
+  with tf.Graph().as_default() as graph:
+    tf.graph_util.import_graph_def(graph_def, name='')
+    with tf.compat.v1.Session(graph=graph) as session:
+      # The original's convert_to_tflite: the backbone input is the TFLite
+      # input (preprocessing stays outside), QUANTIZED_UINT8.
+      converter = tf.compat.v1.lite.TFLiteConverter.from_session(
+          session, [graph.get_tensor_by_name(inputs[0] + ':0')],
+          [graph.get_tensor_by_name(function.outputs[0].name)])
+      converter.inference_type = tf.uint8
+      converter.quantized_input_stats = {
+          converter.get_input_arrays()[0]: UINT8_INPUT_STATS}
+      return converter.convert()
 
 
 def pad_image(image, crop_size, model_variant):
@@ -265,6 +350,8 @@ def run_tflite(model, image, model_variant):
   """
   runner_source = model if isinstance(model, tf.lite.Interpreter) else (
       interpreter(model))
+  if not runner_source.get_signature_list():
+    return _run_uint8(runner_source, image, model_variant)
   runner = runner_source.get_signature_runner()
   crop = tuple(runner.get_input_details()[serving.INPUT_KEY]['shape'][1:3])
   image = np.asarray(image)
@@ -272,3 +359,21 @@ def run_tflite(model, image, model_variant):
   height, width = image.shape[:2]
   return (outputs[serving.LABELS_KEY][0, :height, :width],
           outputs[serving.PROBABILITIES_KEY][0, :height, :width])
+
+
+def _run_uint8(runner, image, model_variant):
+  """The uint8 model (no signature): pixels in, int32 labels out."""
+  detail = runner.get_input_details()[0]
+  if detail['dtype'] != np.uint8:
+    raise ExportError('A TFLite model without signature is expected to be '
+                      'the uint8 export; its input is %s.'
+                      % detail['dtype'].__name__)
+  crop = tuple(detail['shape'][1:3])
+  image = np.asarray(image)
+  padded = pad_image(image, crop, model_variant)
+  runner.set_tensor(detail['index'],
+                    np.clip(np.round(padded), 0, 255).astype(np.uint8))
+  runner.invoke()
+  labels = runner.get_tensor(runner.get_output_details()[0]['index'])
+  height, width = image.shape[:2]
+  return labels[0, :height, :width], None

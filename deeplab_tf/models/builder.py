@@ -165,6 +165,15 @@ class LayerBuilder:
         weights_initializer=initializers.truncated_normal(
             SEPARABLE_POINTWISE_STDDEV))
 
+  def residual(self, net, shortcut, scope):
+    """An inverted-residual block's ``net + input`` (``scope``: the block).
+
+    A hook for builders that rewrite what follows the add
+    (models/quantize.py).
+    """
+    del scope
+    return net + shortcut
+
   @property
   def layers(self):
     return dict(self._layers)

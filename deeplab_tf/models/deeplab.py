@@ -26,6 +26,7 @@ from deeplab_tf.models import validation
 from deeplab_tf.models.builder import LayerBuilder
 from deeplab_tf.models.heads import aspp as aspp_lib
 from deeplab_tf.models.heads import decoder as decoder_lib
+from deeplab_tf.models.heads import dense_prediction_cell
 
 LOGITS_SCOPE_NAME = 'logits'
 MERGED_LOGITS_SCOPE = 'merged_logits'
@@ -55,17 +56,28 @@ def get_extra_layer_scopes(last_layers_contain_logits_only=False):
           META_ARCHITECTURE_SCOPE]
 
 
-def extract_features(b, images, options):
-  """Backbone on normalised images, then ASPP when aspp_with_batch_norm."""
+def extract_features(b, images, options, scale_index=0):
+  """Backbone on normalised images, then ASPP when aspp_with_batch_norm.
+
+  With ``options.dense_prediction_cell_config`` the Dense Prediction Cell
+  takes ASPP's place, as in the original; ``scale_index`` (the image pyramid
+  scale) picks its scope (``dense_prediction_cell.cell_scope``).
+  """
   backbone = backbones.get_backbone(options.model_variant)
   x = dl_layers.NormalizeImage(backbone.preprocess)(images)
   features, end_points = backbone.build(
       b, x, options.output_stride, multi_grid=options.multi_grid,
       depth_multiplier=options.depth_multiplier,
       divisible_by=options.divisible_by, scope=backbone.scope,
-      use_bounded_activation=options.use_bounded_activation)
+      use_bounded_activation=options.use_bounded_activation,
+      nas_architecture_options=options.nas_architecture_options)
   if options.aspp_with_batch_norm:
-    features = aspp_lib.aspp(b, features, options)
+    if options.dense_prediction_cell_config is not None:
+      features = dense_prediction_cell.build_cell(
+          b, features, options,
+          scope=dense_prediction_cell.cell_scope(scale_index))
+    else:
+      features = aspp_lib.aspp(b, features, options)
   return features, end_points, backbone
 
 
@@ -86,11 +98,12 @@ def get_branch_logits(b, features, num_classes, options, scope_suffix):
   return branches[0] if len(branches) == 1 else keras.layers.Add()(branches)
 
 
-def get_logits(b, images, options):
+def get_logits(b, images, options, scale_index=0):
   """The original ``_get_logits``: {output name: logits at the logits stride}."""
   if options.model_variant == backbones.VGG_16:
     return VGG_HEADS[options.meta_architecture](b, images, options)
-  features, end_points, backbone = extract_features(b, images, options)
+  features, end_points, backbone = extract_features(b, images, options,
+                                                    scale_index)
   if options.decoder_output_stride:
     features = decoder_lib.refine_by_decoder(b, features, end_points, backbone,
                                              options)
@@ -121,7 +134,7 @@ def multi_scale_logits(b, images, options, image_pyramid=None):
   top = max(1.0, max(pyramid)) / options.logits_output_stride
   logits_size = _scaled(options.crop_size, top)
   result = {k: {} for k in options.outputs_to_num_classes}
-  for scale in pyramid:
+  for scale_index, scale in enumerate(pyramid):
     if scale != 1.0:
       if options.crop_size is not None:
         scaled_images = dl_layers.ResizeBilinear(
@@ -134,7 +147,7 @@ def multi_scale_logits(b, images, options, image_pyramid=None):
                                           scale))
     else:
       scaled_images, scaled_options = images, options
-    outputs = get_logits(b, scaled_images, scaled_options)
+    outputs = get_logits(b, scaled_images, scaled_options, scale_index)
     for output in sorted(outputs):
       if logits_size is not None:
         logits = dl_layers.ResizeBilinear(logits_size)(outputs[output])
@@ -166,7 +179,7 @@ def new_builder(fine_tune_batch_norm=False, sync_batch_norm=False,
 
 
 def build_model(options, fine_tune_batch_norm=False, sync_batch_norm=False,
-                fold_batch_norm=False, name=None):
+                fold_batch_norm=False, name=None, builder=None):
   """Builds the DeepLab model for ``options`` (training and plain inference).
 
   The model takes float images with values 0..255, [batch, H, W, 3] (H, W =
@@ -184,7 +197,9 @@ def build_model(options, fine_tune_batch_norm=False, sync_batch_norm=False,
     (None, 5, 5, 21)
   """
   validation.validate(options)
-  b = new_builder(fine_tune_batch_norm, sync_batch_norm, fold_batch_norm)
+  # ``builder``: another LayerBuilder (models/quantize.py) in place of ours.
+  b = builder or new_builder(fine_tune_batch_norm, sync_batch_norm,
+                             fold_batch_norm)
   images = _input(options)
   outputs = multi_scale_logits(b, images, options, options.image_pyramid)
   model = keras.Model(images, outputs['semantic'],
@@ -195,7 +210,7 @@ def build_model(options, fine_tune_batch_norm=False, sync_batch_norm=False,
 
 
 def build_predictor(options, eval_scales=(1.0,), add_flipped_images=False,
-                    fold_batch_norm=False, name=None):
+                    fold_batch_norm=False, name=None, builder=None):
   """The original evaluation path as a Keras model (``predict_labels[_multi_scale]``).
 
   With ``eval_scales == (1.0,)`` and no flip this is ``predict_labels``:
@@ -217,7 +232,7 @@ def build_predictor(options, eval_scales=(1.0,), add_flipped_images=False,
   """
   validation.validate(options)
   eval_scales = tuple(float(s) for s in eval_scales)
-  b = new_builder(fold_batch_norm=fold_batch_norm)
+  b = builder or new_builder(fold_batch_norm=fold_batch_norm)
   images = _input(options)
   outputs = {}
   if eval_scales == (1.0,) and not add_flipped_images:
@@ -346,8 +361,8 @@ meta_architectures.register(meta_architectures.MetaArchitecture(
     options_class=options_lib.ModelOptions, build_model=build_model,
     last_layer_scopes=get_extra_layer_scopes,
     options_from_values=options_lib.options_from_flag_values,
-    flag_names=options_lib.FLAG_FIELDS + ('num_classes',
-                                          'dense_prediction_cell_json'),
+    flag_names=options_lib.FLAG_FIELDS + options_lib.NAS_FLAG_FIELDS + (
+        'num_classes', 'dense_prediction_cell_json'),
     description='the semantic DeepLab models: v3 / v3+ (deeplab_v3), v1 '
     'LargeFOV / MSc, v2 ASPP'))
 

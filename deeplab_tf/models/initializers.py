@@ -8,11 +8,14 @@ backbone's arg scope or from tf_slim's defaults (``shared/reference/train``,
 
 * ``truncated_normal(stddev)``: TF's truncated normal (redrawn beyond two
   standard deviations). Xception and MobileNet arg scopes (0.09), the logits
-  (0.01), the separable ASPP / decoder convs (depthwise 0.33, pointwise 0.06).
+  (0.01), the separable ASPP / decoder / Dense Prediction Cell convs
+  (``split_separable_conv2d``: depthwise 0.33, pointwise 0.06).
 * ``xavier()``: tf_slim's default ``weights_initializer`` for every conv that
   sets none (``xavier_initializer()`` = ``variance_scaling_initializer(
   factor=1, mode='FAN_AVG', uniform=True)``): image pooling, aspp0, concat
-  projection, decoder feature projection and non-separable convs.
+  projection, decoder feature projection and non-separable convs; in the
+  Dense Prediction Cell its 1x1 and pyramid-pooling branches and
+  ``meta_architecture/concat_projection``.
 * ``slim_variance_scaling()``: ResNet's arg scope (``factor=2, FAN_IN``, not
   uniform), whose truncated normal has stddev ``sqrt(1.3 * factor / n)``;
   Keras' VarianceScaling divides by 0.8796 instead, so it is its own class.
@@ -209,6 +212,8 @@ def format_description(description):
 
 _INITIALIZER_ATTRIBUTES = {
     'kernel': ('depthwise_initializer', 'kernel_initializer'),
+    'depthwise_kernel': ('depthwise_initializer',),
+    'pointwise_kernel': ('pointwise_initializer',),
     'bias': ('bias_initializer',),
     'gamma': ('gamma_initializer',),
     'beta': ('beta_initializer',),

@@ -9,7 +9,7 @@ keeps the original (v3 / v3+) model.
 """
 import dataclasses
 import json
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from deeplab_tf.core.errors import DeeplabError
 
@@ -36,6 +36,32 @@ META_ARCHITECTURE_V2_ASPP = 'deeplab_v2_aspp'
 META_ARCHITECTURES = (META_ARCHITECTURE_V3, META_ARCHITECTURE_V1_LARGEFOV,
                       META_ARCHITECTURE_V1_MSC_LARGEFOV,
                       META_ARCHITECTURE_V2_ASPP)
+
+# The original ModelOptions.nas_architecture_options: its keys are the
+# common.py flags of the same names, with these defaults.
+NAS_ARCHITECTURE_DEFAULTS = {
+    'nas_stem_output_num_conv_filters': 20,
+    'nas_use_classification_head': False,
+    'nas_remove_os32_stride': False,
+}
+_NAS_ARCHITECTURE_TYPES = {'nas_stem_output_num_conv_filters': int,
+                           'nas_use_classification_head': bool,
+                           'nas_remove_os32_stride': bool}
+
+
+def complete_nas_architecture_options(values=None) -> Dict[str, Any]:
+  """``nas_architecture_options`` with the original defaults filled in and
+  each value typed; a key the original does not have is refused."""
+  values = dict(values or {})
+  unknown = sorted(set(values) - set(NAS_ARCHITECTURE_DEFAULTS))
+  if unknown:
+    raise OptionsError('Unknown nas_architecture_options %s; accepted: %s.'
+                       % (unknown, sorted(NAS_ARCHITECTURE_DEFAULTS)))
+  result = dict(NAS_ARCHITECTURE_DEFAULTS)
+  for key, value in values.items():
+    if value is not None:
+      result[key] = _NAS_ARCHITECTURE_TYPES[key](value)
+  return result
 
 
 @dataclasses.dataclass
@@ -74,6 +100,14 @@ class ModelOptions:
   depth_multiplier: float = 1.0
   divisible_by: Optional[int] = None
   prediction_with_upsampled_logits: bool = True
+  # The Dense Prediction Cell replacing ASPP (heads/dense_prediction_cell.py):
+  # the list of operation dicts of --dense_prediction_cell_json; None = ASPP.
+  dense_prediction_cell_config: Optional[List[Dict[str, Any]]] = None
+  # Read by the nas_* backbones only (backbones/nas_network.py):
+  # nas_stem_output_num_conv_filters, nas_use_classification_head,
+  # nas_remove_os32_stride; missing keys take the original flag defaults.
+  nas_architecture_options: Dict[str, Any] = dataclasses.field(
+      default_factory=lambda: dict(NAS_ARCHITECTURE_DEFAULTS))
   use_bounded_activation: bool = False
   aspp_with_concat_projection: bool = True
   aspp_with_squeeze_and_excitation: bool = False
@@ -97,8 +131,15 @@ class ModelOptions:
       self.decoder_output_stride = (self.decoder_output_stride,)
     self.decoder_output_stride = _tuple_or_none(self.decoder_output_stride, int)
     self.image_pyramid = _tuple_or_none(self.image_pyramid, float)
+    if self.dense_prediction_cell_config is not None:
+      from deeplab_tf.models.heads import dense_prediction_cell  # pylint: disable=g-import-not-at-top
+      self.dense_prediction_cell_config = (
+          dense_prediction_cell.normalize_config(
+              self.dense_prediction_cell_config))
     self.outputs_to_num_classes = {str(k): int(v) for k, v in
                                    dict(self.outputs_to_num_classes).items()}
+    self.nas_architecture_options = complete_nas_architecture_options(
+        self.nas_architecture_options)
 
   @property
   def num_classes(self):
@@ -126,8 +167,11 @@ class ModelOptions:
     """Builds options from a dict such as a conformance case's ``model_options``.
 
     Keys of the original ModelOptions that this reproduction does not model
-    (NAS / dense prediction cell settings, label_weights) are ignored unless
-    ``strict``; ``num_classes`` is accepted as a shorthand.
+    (label_weights) are ignored unless ``strict``;
+    ``num_classes`` is accepted as a shorthand. ``nas_architecture_options``
+    (a dict, read by the nas_* variants) gets the original defaults for the
+    keys it lacks. ``dense_prediction_cell_config``
+    (the parsed cell JSON, None for ASPP) is a field, checked when building.
     """
     values = dict(values)
     known = {f.name for f in dataclasses.fields(cls)}
@@ -137,9 +181,6 @@ class ModelOptions:
     if unknown and strict:
       raise ValueError('Unknown model options %s; accepted: %s'
                        % (unknown, sorted(known)))
-    if values.get('dense_prediction_cell_config'):
-      raise ValueError('dense_prediction_cell_config (NAS DPC heads) is not '
-                       'supported by deeplab_tf.')
     return cls(**{k: v for k, v in values.items() if k in known})
 
   def to_json(self):
@@ -194,6 +235,9 @@ FLAG_FIELDS = (
     'image_se_uses_qsigmoid', 'batch_norm_decay', 'image_pyramid',
     'meta_architecture')
 
+# The common.py flags that set ModelOptions.nas_architecture_options[name].
+NAS_FLAG_FIELDS = tuple(NAS_ARCHITECTURE_DEFAULTS)
+
 
 def options_from_flag_values(values, crop_size=None, num_classes=None):
   """ModelOptions from model flag values by name.
@@ -201,14 +245,19 @@ def options_from_flag_values(values, crop_size=None, num_classes=None):
   ``values``: the scripts' flags, or a conformance case's dict of original
   flags. A name that is absent or None keeps the ModelOptions default (every
   flag whose default is None has a None field default too).
+  ``dense_prediction_cell_json`` names a cell JSON file, read as the original
+  common.py reads it (``json.load``) into ``dense_prediction_cell_config``.
   """
-  if values.get('dense_prediction_cell_json'):
-    raise OptionsError(
-        '--dense_prediction_cell_json=%s: the Dense Prediction Cell head is '
-        'not built in deeplab_tf yet; leave the flag empty for ASPP.'
-        % values['dense_prediction_cell_json'])
   kwargs = {name: values[name] for name in FLAG_FIELDS
             if values.get(name) is not None}
+  nas = {name: values[name] for name in NAS_FLAG_FIELDS
+         if values.get(name) is not None}
+  if nas:
+    kwargs['nas_architecture_options'] = nas
+  if values.get('dense_prediction_cell_json'):
+    from deeplab_tf.models.heads import dense_prediction_cell  # pylint: disable=g-import-not-at-top
+    kwargs['dense_prediction_cell_config'] = dense_prediction_cell.load_config(
+        values['dense_prediction_cell_json'])
   check_decoder_output_stride(kwargs.get('decoder_output_stride'))
   for name in ('image_pooling_crop_size', 'image_pooling_stride'):
     if name in kwargs:

@@ -4,14 +4,18 @@ The original code fails late (a shape error deep in the graph, or silently
 ignores an option); here each incompatible combination is refused up front
 with the value received and what is accepted.
 """
+from deeplab_tf.core import geometry
 from deeplab_tf.models import backbones
 from deeplab_tf.models import options as options_lib
+from deeplab_tf.models.backbones import nas_network
+from deeplab_tf.models.heads import dense_prediction_cell
 from deeplab_tf.models.options import OptionsError
 
 _MERGE_METHODS = ('max', 'avg')
 _V1 = (options_lib.META_ARCHITECTURE_V1_LARGEFOV,
        options_lib.META_ARCHITECTURE_V1_MSC_LARGEFOV)
 _VGG_META_ARCHITECTURES = _V1 + (options_lib.META_ARCHITECTURE_V2_ASPP,)
+NAS_VARIANTS = ('nas_pnasnet', 'nas_hnasnet')
 
 
 def validate(options):
@@ -24,8 +28,18 @@ def validate(options):
         'model_variant %r is built at output_stride %s only, got %r.'
         % (options.model_variant,
            ' or '.join(str(s) for s in backbone.output_strides), os_))
+  if options.model_variant in NAS_VARIANTS:
+    _validate_nas(options)
   if not options.is_deeplab_v3:
     _validate_v1_v2(options)
+    if options.dense_prediction_cell_config is not None:
+      raise OptionsError(
+          'dense_prediction_cell_config replaces the ASPP of deeplab_v3; '
+          'meta_architecture %r has no ASPP to replace.'
+          % options.meta_architecture)
+  elif (options.dense_prediction_cell_config is not None and
+        options.aspp_with_batch_norm):
+    dense_prediction_cell.check_options(options)
   elif options.model_variant == backbones.VGG_16:
     raise OptionsError(
         "model_variant 'vgg_16' is DeepLab v1/v2's VGG-16; it needs "
@@ -51,9 +65,11 @@ def validate(options):
           'multi_grid=%r is only used by xception_* and resnet_* variants; '
           'model_variant %r has no multi-grid block.'
           % (list(options.multi_grid), options.model_variant))
-    if len(options.multi_grid) != 3:
-      raise OptionsError('multi_grid must have 3 rates, got %r.'
-                         % (list(options.multi_grid),))
+    if len(options.multi_grid) != backbone.multi_grid_length:
+      raise OptionsError('multi_grid must have %d rates, got %r (model_variant '
+                         '%r).' % (backbone.multi_grid_length,
+                                   list(options.multi_grid),
+                                   options.model_variant))
   if options.depth_multiplier != 1.0 and not backbone.uses_depth_multiplier:
     raise OptionsError('depth_multiplier=%r is only used by MobileNet variants, '
                        'not %r.' % (options.depth_multiplier,
@@ -96,7 +112,8 @@ def validate(options):
     raise OptionsError('image_pooling_crop_size=%r needs crop_size.'
                        % (list(options.image_pooling_crop_size),))
   if options.crop_size is not None and options.add_image_level_feature and (
-      options.aspp_with_batch_norm):
+      options.aspp_with_batch_norm) and (
+          options.dense_prediction_cell_config is None):
     pool_crop = options.image_pooling_crop_size or options.crop_size
     for p, c in zip(pool_crop, options.crop_size):
       if (p - 1) // os_ > (c - 1) // os_:
@@ -104,6 +121,61 @@ def validate(options):
             'image pooling window from image_pooling_crop_size %r is larger '
             'than the features of crop_size %r at output_stride %d.'
             % (list(pool_crop), list(options.crop_size), os_))
+
+
+def _validate_nas(options):
+  """NAS backbones: their features must end at output_stride (nas_network)."""
+  nas = options.nas_architecture_options
+  filters = nas['nas_stem_output_num_conv_filters']
+  if filters < 1:
+    raise OptionsError('nas_stem_output_num_conv_filters must be >= 1, got '
+                       '%r.' % (filters,))
+  stride = nas_network.feature_stride(options.model_variant,
+                                      options.output_stride, nas)
+  if stride == options.output_stride:
+    _validate_nas_crop(options)
+    return
+  if options.model_variant == 'nas_hnasnet':
+    raise OptionsError(
+        "model_variant 'nas_hnasnet' (Auto-DeepLab) exists at output_stride 8 "
+        'only: its searched cell path ends at stride 8 whatever output_stride '
+        'says (in the original graph at output_stride %d, image pooling '
+        'sized for stride %d meets the stride-8 features and the graph '
+        'cannot be built); got output_stride=%d. Use output_stride 8, or '
+        'nas_use_classification_head=True, whose head strides the features '
+        'down to the requested output stride.'
+        % (options.output_stride, options.output_stride,
+           options.output_stride))
+  raise OptionsError(
+      'model_variant %r with nas_architecture_options %r ends its features at '
+      'stride %d, not at output_stride %d (nas_remove_os32_stride keeps the '
+      'stride-32 cells at 16; in the original graph image pooling sized for '
+      'stride %d then meets them and the graph cannot be built); use '
+      'output_stride %d or drop nas_remove_os32_stride.'
+      % (options.model_variant, nas, stride, options.output_stride,
+         options.output_stride, stride))
+
+
+def _validate_nas_crop(options):
+  """Image pooling on a crop size needs the features at the crop's size."""
+  if (options.crop_size is None or not options.add_image_level_feature or
+      not options.aspp_with_batch_norm or
+      getattr(options, 'dense_prediction_cell_config', None) is not None):
+    return
+  size = nas_network.feature_size(options.model_variant, options.output_stride,
+                                  options.crop_size,
+                                  options.nas_architecture_options)
+  expected = tuple(geometry.scale_dimension(d, 1.0 / options.output_stride)
+                   for d in options.crop_size)
+  if size != expected:
+    raise OptionsError(
+        'model_variant %r at crop_size %r: the features come out %dx%d (the '
+        'cell path downsamples by ceil(d / 2) and upsamples to 2 d - 1), but '
+        'image pooling on the crop size expects %dx%d at output_stride %d, '
+        'so the original graph cannot be built. Use crop sizes of the form '
+        '32 k + 1 (e.g. 513), or add_image_level_feature=False.'
+        % (options.model_variant, list(options.crop_size), size[0], size[1],
+           expected[0], expected[1], options.output_stride))
 
 
 def _validate_v1_v2(options):

@@ -2,7 +2,9 @@
 
 Layers are named after the original variable scopes, ``/`` written as
 ``SCOPE_SEPARATOR``; Keras weight leaves map to slim's (``kernel`` ->
-``weights``, ``bias`` -> ``biases``; BatchNorm's are the same). Checkpoint
+``weights``, ``bias`` -> ``biases``, a separable conv's ``depthwise_kernel``
+/ ``pointwise_kernel`` -> ``depthwise_weights`` / ``pointwise_weights``;
+BatchNorm's are the same). Checkpoint
 conversion, initialisers, multipliers and L2 all look variables up by these
 names.
 """
@@ -13,7 +15,10 @@ import tensorflow as tf
 
 SCOPE_SEPARATOR = '.'
 _LEAF = {'kernel': 'weights', 'depthwise_kernel': 'depthwise_weights',
-         'bias': 'biases'}
+         'bias': 'biases',
+         # A one-scope separable conv (the NAS cells'): slim keeps both
+         # kernels under the conv's scope.
+         'pointwise_kernel': 'pointwise_weights'}
 
 
 def layer_name(scope):
@@ -27,11 +32,20 @@ def scope_of(name):
 
 
 def original_name(layer, weight_name):
-  """TF1 variable name of a Keras weight of one of our layers."""
+  """TF1 variable name of a Keras weight of one of our layers.
+
+  A weight name may carry a sub-scope written with ``SCOPE_SEPARATOR``
+  (``act_quant.min`` -> ``<scope>/act_quant/min``, models/quantize.py); a
+  layer holding a variable outside its scope names it itself
+  (``original_variable_name(leaf)``).
+  """
   leaf = weight_name.split('/')[-1].split(':')[0]
+  own = getattr(layer, 'original_variable_name', None)
+  if own is not None:
+    return own(leaf)
   if leaf == 'kernel' and isinstance(layer, keras.layers.DepthwiseConv2D):
     leaf = 'depthwise_kernel'  # Keras 3 calls the depthwise kernel 'kernel'
-  return '%s/%s' % (scope_of(layer.name), _LEAF.get(leaf, leaf))
+  return '%s/%s' % (scope_of(layer.name), scope_of(_LEAF.get(leaf, leaf)))
 
 
 def model_variables(model) -> Dict[str, tf.Variable]:

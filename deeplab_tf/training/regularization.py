@@ -7,9 +7,13 @@ logits scopes of ``model.py``. Traced through the original graphs of our
 configurations, the result is one rule on variable names:
 
 * regularised: exactly the variables whose leaf is ``weights`` (regular convs,
-  1x1 projections, separable *pointwise* kernels, the logits kernel);
-* not regularised: ``depthwise_weights`` (backbone, ASPP and decoder),
-  BatchNorm ``gamma`` / ``beta`` and every ``biases``.
+  1x1 projections, separable *pointwise* kernels, the logits kernel), and
+  both kernels of the NAS backbones' one-scope separable convs
+  (``pointwise_weights``, ``depthwise_weights`` under ``pnasnet/`` or
+  ``hnasnet/``: ``nas_arg_scope`` gives slim.separable_conv2d its
+  regularizer, which slim applies to both kernels);
+* not regularised: the other ``depthwise_weights`` (backbone, ASPP and
+  decoder), BatchNorm ``gamma`` / ``beta`` and every ``biases``.
 
 Each term is ``weight_decay * sum(w^2) / 2`` (``tf.nn.l2_loss``); train.py
 passes one ``weight_decay`` (default 4e-5) to backbone and head alike and adds
@@ -20,8 +24,12 @@ from typing import Dict, Mapping
 
 import tensorflow as tf
 
+from deeplab_tf.models.backbones import nas_network
+
 DEFAULT_WEIGHT_DECAY = 4e-5   # original train.py --weight_decay
 REGULARIZED_LEAF = 'weights'
+# Backbone scopes whose depthwise kernels are regularised too (the NAS ones).
+REGULARIZED_DEPTHWISE_SCOPES = nas_network.REGULARIZED_DEPTHWISE_SCOPES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +44,10 @@ class RegularizationSettings:
 
 def is_regularized(name: str) -> bool:
   """Whether the original gives the variable ``name`` an L2 term."""
-  return name.rsplit('/', 1)[-1].split(':')[0] == REGULARIZED_LEAF
+  leaf = name.rsplit('/', 1)[-1].split(':')[0]
+  if leaf == 'depthwise_weights':
+    return name.startswith(REGULARIZED_DEPTHWISE_SCOPES)
+  return leaf in (REGULARIZED_LEAF, 'pointwise_weights')
 
 
 def regularized_variables(model_or_variables, trainable_only=True

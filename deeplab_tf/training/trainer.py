@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from deeplab_tf import checkpoints
 from deeplab_tf.core import progress
+from deeplab_tf.models.backbones import nas_cell
 from deeplab_tf.training import tasks as tasks_lib
 from deeplab_tf.training.gradient_multipliers import get_gradient_multipliers
 from deeplab_tf.training.gradient_multipliers import GradientMultiplier
@@ -49,7 +50,8 @@ from deeplab_tf.training.schedules import DeepLabLearningRate
 from deeplab_tf.training.schedules import LearningRateSettings
 from deeplab_tf.training.total_loss import total_training_loss
 
-CHECKPOINT_NAME = 'ckpt'
+# model.ckpt-<step>, the original train.py's checkpoint names.
+CHECKPOINT_NAME = checkpoints.CHECKPOINT_PREFIX
 
 
 def part_metric(part):
@@ -80,6 +82,12 @@ class TrainSettings:
   adam_epsilon: float = 1e-08
   weight_decay: float = 0.00004
   fine_tune_batch_norm: bool = True
+  # train.py --drop_path_keep_prob: drop path in the NAS backbones' cells
+  # (backbones/nas_cell.py), scheduled over cells and over
+  # training_number_of_steps. As the original, active only with
+  # fine_tune_batch_norm (its NAS is_training is is_training and
+  # fine_tune_batch_norm); models without NAS cells ignore it.
+  drop_path_keep_prob: float = 1.0
   # Not in the original: a Keras initializer name (e.g. 'glorot_uniform')
   # that replaces the original's per-layer initialisers of every conv and
   # depthwise kernel before any checkpoint is restored. None: the original's
@@ -122,6 +130,9 @@ class TrainSettings:
     if self.optimizer not in OPTIMIZERS:
       raise ValueError('optimizer must be one of %s; got %r.'
                        % (', '.join(OPTIMIZERS), self.optimizer))
+    if not 0.0 < self.drop_path_keep_prob <= 1.0:
+      raise ValueError('drop_path_keep_prob must be in (0, 1]; got %r.'
+                       % (self.drop_path_keep_prob,))
     if isinstance(self.trainable_scopes, str):
       raise ValueError('trainable_scopes must be a sequence of patterns; got '
                        'the single string %r (write (%r,)).'
@@ -172,6 +183,7 @@ _PLAIN_FLAGS = {
     'adam_learning_rate': 'adam_learning_rate',
     'adam_epsilon': 'adam_epsilon', 'profile_logdir': 'profile_logdir',
     'fine_tune_batch_norm': 'fine_tune_batch_norm',
+    'drop_path_keep_prob': 'drop_path_keep_prob',
     'kernel_initializer': 'kernel_initializer',
     'sync_batch_norm': 'sync_batch_norm',
     'tf_initial_checkpoint': 'tf_initial_checkpoint',
@@ -256,6 +268,25 @@ def freeze_unselected_layers(model, selected):
   return frozen
 
 
+def configure_drop_path(model, settings, step):
+  """Drop path of the model's NAS cells from the settings (the original's
+  ``nas_training_hyper_parameters``); the step counter drives its schedule."""
+  keep = settings.drop_path_keep_prob
+  if keep < 1.0 and not settings.fine_tune_batch_norm:
+    if nas_cell.drop_path_layers(model):
+      logging.warning(
+          'drop_path_keep_prob=%g is not applied: as in the original, the '
+          'NAS cells drop paths only with fine_tune_batch_norm.', keep)
+    keep = 1.0
+  count = nas_cell.configure_drop_path(
+      model, keep, settings.training_number_of_steps, step)
+  if count and keep < 1.0:
+    logging.info('Drop path on %d NAS operations: keep probability %g, '
+                 'scheduled over the cells and %d steps.', count, keep,
+                 settings.training_number_of_steps)
+  return count
+
+
 def reinitialize_kernels(model, initializer):
   """Draws every conv / depthwise kernel anew from Keras ``initializer`` (a name).
 
@@ -264,6 +295,16 @@ def reinitialize_kernels(model, initializer):
   """
   count = 0
   for layer in model.layers:
+    if isinstance(layer, keras.layers.SeparableConv2D):
+      # The NAS cells' one-scope separable convs: both kernels.
+      for attribute, kernel in (
+          ('depthwise_initializer', layer.depthwise_kernel),
+          ('pointwise_initializer', layer.pointwise_kernel)):
+        init = keras.initializers.get(initializer)
+        setattr(layer, attribute, init)
+        kernel.assign(init(tuple(kernel.shape), kernel.dtype))
+        count += 1
+      continue
     if isinstance(layer, keras.layers.DepthwiseConv2D):
       attribute = 'depthwise_initializer'
     elif isinstance(layer, keras.layers.Conv2D):
@@ -359,6 +400,7 @@ class Trainer:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
       self.optimizer = optimizer
       self.optimizer.build(self.train_variables)
+      configure_drop_path(self.model, settings, self.optimizer.iterations)
       self.checkpoint = tf.train.Checkpoint(
           model=checkpoints.NamedVariables(self.model),
           optimizer=self.optimizer)
@@ -409,7 +451,11 @@ class Trainer:
                        'initial checkpoint; %s is one of our training '
                        'checkpoints (convert it with save_tf1_checkpoint).'
                        % path)
-    return 'initialised: ' + checkpoints.restore_model(self.model, path)
+    # A quantisation-aware model may start from a float checkpoint: its
+    # ranges then start fresh, as the original restores ignoring missing vars.
+    return 'initialised: ' + checkpoints.restore_model(
+        self.model, path, allow_missing=getattr(
+            self.model, 'initial_checkpoint_may_lack', ()))
 
   # --- the step ------------------------------------------------------------------
   def _replica_step(self, batch):

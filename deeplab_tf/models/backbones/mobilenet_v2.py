@@ -61,6 +61,9 @@ class ExpandedConv:
   # MobileNetV3 additions: squeeze-excite on the depthwise output.
   squeeze_excite: Optional[object] = None
   residual: bool = True
+  # EdgeTPU addition (slim ``mobilenet_v3.mbv3_fused``): no depthwise conv;
+  # the expansion itself is a ``kernel_size`` conv at the nominal ``stride``.
+  fused: bool = False
 
 
 V2_SPEC = (
@@ -76,20 +79,33 @@ V2_SPEC = (
 
 def expanded_conv(b, x, scope, spec, num_outputs, stride, rate, bn,
                   end_points, end_point):
-  """expand 1x1 (only if it widens) -> depthwise -> project 1x1 (linear) [+ input]."""
+  """expand 1x1 (only if it widens) -> depthwise -> project 1x1 (linear) [+ input].
+
+  A fused block (``spec.fused``) has no depthwise conv: its expansion is a
+  ``spec.kernel_size`` conv. As slim's, that conv keeps the nominal
+  ``spec.stride`` and rate 1 whatever the output stride asks (its stride is
+  bound into the block's ``expansion_fn``); only the residual test reads the
+  stride the layer runs at. No expansion (an input already as wide) leaves
+  just the 1x1 projection.
+  """
   in_depth = x.shape[-1]
   inner = spec.expansion_size(in_depth)
   net = x
   if inner > in_depth:
-    net = b.conv2d(net, scope + '/expand', inner, 1, bn=bn,
-                   activation=spec.activation,
+    if spec.fused:
+      kernel, expand_stride = spec.kernel_size, spec.stride
+    else:
+      kernel, expand_stride = 1, 1
+    net = b.conv2d(net, scope + '/expand', inner, kernel, stride=expand_stride,
+                   bn=bn, activation=spec.activation,
                    weights_initializer=MOBILENET_INIT)
     end_points[end_point + '/expansion_output'] = net
-  net = b.depthwise_conv2d(net, scope + '/depthwise', spec.kernel_size,
-                           stride=stride, rate=rate, bn=bn,
-                           activation=spec.activation,
-                           weights_initializer=MOBILENET_INIT)
-  end_points[end_point + '/depthwise_output'] = net
+  if not spec.fused:
+    net = b.depthwise_conv2d(net, scope + '/depthwise', spec.kernel_size,
+                             stride=stride, rate=rate, bn=bn,
+                             activation=spec.activation,
+                             weights_initializer=MOBILENET_INIT)
+    end_points[end_point + '/depthwise_output'] = net
   if spec.squeeze_excite is not None:
     net = spec.squeeze_excite(b, net, scope + '/squeeze_excite')
   net = b.conv2d(net, scope + '/project', num_outputs, 1, bn=bn,
@@ -97,7 +113,7 @@ def expanded_conv(b, x, scope, spec, num_outputs, stride, rate, bn,
                  weights_initializer=MOBILENET_INIT)
   end_points[end_point + '/projection_output'] = net
   if spec.residual and stride == 1 and in_depth == num_outputs:
-    net = net + x
+    net = b.residual(net, x, scope)
   return net
 
 
