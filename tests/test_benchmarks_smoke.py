@@ -74,7 +74,7 @@ def test_camvid_from_scratch(tmp_path):
   assert record['train_images_per_sec'] > 0
   # Records and checkpoints went where they were asked to.
   assert any(f.startswith('val-') for f in os.listdir(tmp_path / 'records'))
-  assert any(f.startswith('ckpt') for f in os.listdir(tmp_path / 'train'))
+  assert any(f.startswith('model.ckpt') for f in os.listdir(tmp_path / 'train'))
 
 
 @pytest.mark.skipif(not os.path.isdir(CAMVID),

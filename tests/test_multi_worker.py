@@ -122,7 +122,7 @@ def test_two_workers_agree_follow_the_first_replica_and_only_chief_writes(
   assert chief['phase1_step'] == other['phase1_step'] == 1
   assert chief['worker_tmp_after_phase1'] == other['worker_tmp_after_phase1'] == []
   for f in (chief, other):
-    assert f['resume'] == 'resumed from %s at step 1' % (logdir / 'ckpt-1'), f
+    assert f['resume'] == 'resumed from %s at step 1' % (logdir / 'model.ckpt-1'), f
     assert f['step'] == STEPS
   assert single['step'] == 1
 

@@ -433,7 +433,7 @@ def _variables(root) -> Dict[str, Dict[str, str]]:
   xception_71 = os.path.join(imagenet, 'xception_71', 'model.ckpt')
   mnv2_zoo = os.path.join(pascal, 'init_models',
                           'deeplabv3_mnv2_pascal_train_aug', 'model.ckpt-30000')
-  ours = 'ckpt-%d' % NUM_ITERATIONS
+  ours = 'model.ckpt-%d' % NUM_ITERATIONS
   spaces = {
       'local_test': local_test('train_on_trainval_set'),
       'local_test_mnv2': local_test('train_on_trainval_set_mobilenetv2'),

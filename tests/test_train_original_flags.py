@@ -125,9 +125,6 @@ def test_num_clones_on_cpu_trains_on_that_many_replicas(records, tmp_path):
     # check the script's edge.
     pytest.param(['--num_ps_tasks=1'], 'parameter-server training',
                  marks=pytest.mark.slow),
-    pytest.param(['--quantize_delay_step=0'],
-                 'quantisation-aware training is not built',
-                 marks=pytest.mark.slow),
     (['--num_clones=3', '--clone_on_cpu'], 'not divisible by the 3 replicas'),
 ])
 def test_flags_without_a_meaning_here_fail_before_training(records, tmp_path,
