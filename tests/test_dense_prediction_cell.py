@@ -28,6 +28,7 @@ from deeplab_tf.models.heads import dense_prediction_cell as dpc
 from deeplab_tf.training import gradient_multipliers
 from deeplab_tf.training import regularization
 from conftest import REFERENCE_DIR
+from test_trainer import synthetic_dataset_fn
 
 CASE_H = os.path.join(REFERENCE_DIR or '', 'variants', 'case_H.json')
 BRANCH5 = dpc.load_config(dpc.BRANCH5_CITYSCAPES_JSON)
@@ -285,22 +286,13 @@ def test_training_steps_and_last_layer_restore(tmp_path):
   options = _tiny()
   source = build_model(options.replace(outputs_to_num_classes={'semantic': 5}))
   checkpoints.save_tf1_checkpoint(source, str(tmp_path / 'init' / 'model.ckpt'))
-  rng = np.random.default_rng(0)
-  images = rng.uniform(0, 255, (4, 33, 33, 3)).astype(np.float32)
-  labels = rng.integers(0, 3, (4, 33, 33, 1)).astype(np.int32)
-
-  def dataset_fn(ctx):
-    ds = tf.data.Dataset.from_tensor_slices({'image': images, 'label': labels})
-    return ds.repeat().batch(ctx.get_per_replica_batch_size(2),
-                             drop_remainder=True)
-
   settings = TrainSettings(
       train_logdir=str(tmp_path / 'train'), train_batch_size=2,
       learning_rate=LearningRateSettings(base_learning_rate=0.01,
                                          training_number_of_steps=2),
       log_steps=1, tf_initial_checkpoint=str(tmp_path / 'init' / 'model.ckpt'),
       initialize_last_layer=False)
-  trainer = Trainer(options, settings, dataset_fn)
+  trainer = Trainer(options, settings, synthetic_dataset_fn(2))
   assert 'initialised from TF1 checkpoint' in trainer.initialize()
   named = checkpoints.model_variables(trainer.model)
   source_named = checkpoints.model_variables(source)

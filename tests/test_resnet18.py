@@ -16,7 +16,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from deeplab_tf import checkpoints
 from deeplab_tf import conformance
@@ -29,6 +28,7 @@ from deeplab_tf.models.options import OptionsError
 from deeplab_tf.training.schedules import LearningRateSettings
 from deeplab_tf.training.trainer import Trainer, TrainSettings
 from conftest import REFERENCE_DIR
+from test_trainer import synthetic_dataset_fn
 
 SCOPE = 'resnet_v1_18'
 BN_LEAVES = ('beta', 'gamma', 'moving_mean', 'moving_variance')
@@ -263,21 +263,12 @@ def test_training_step_updates_the_lite_units(tmp_path):
                          aspp_convs_filters=32, decoder_output_stride=(8,),
                          decoder_filters=32,
                          outputs_to_num_classes={'semantic': 3})
-  rng = np.random.default_rng(0)
-  images = rng.uniform(0, 255, (4, 33, 33, 3)).astype(np.float32)
-  labels = rng.integers(0, 3, (4, 33, 33, 1)).astype(np.int32)
-
-  def dataset_fn(ctx):
-    per_replica = ctx.get_per_replica_batch_size(2)
-    ds = tf.data.Dataset.from_tensor_slices({'image': images, 'label': labels})
-    return ds.repeat().batch(per_replica, drop_remainder=True)
-
   settings = TrainSettings(
       train_logdir=str(tmp_path), train_batch_size=2, log_steps=1,
       fine_tune_batch_norm=True,
       learning_rate=LearningRateSettings(base_learning_rate=0.01,
                                          training_number_of_steps=2))
-  trainer = Trainer(options, settings, dataset_fn)
+  trainer = Trainer(options, settings, synthetic_dataset_fn(2))
   trainer.initialize()
   named = checkpoints.model_variables(trainer.model)
   watched = (SCOPE + '/conv1/weights',
